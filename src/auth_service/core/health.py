@@ -1,0 +1,65 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from auth_service.core.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter(tags=["operations"])
+logger = logging.getLogger("auth_service.health")
+
+_CHECK_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/health", summary="Liveness: the process is up")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _check_database(request: Request) -> None:
+    async with request.app.state.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def _check_redis(request: Request) -> None:
+    if not await request.app.state.kv.ping():
+        raise RuntimeError("redis did not answer PING")
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the database and Redis answer",
+    responses={503: {"description": "A dependency is down; `checks` names it."}},
+)
+async def ready(request: Request) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    targets = {"database": _check_database}
+    if request.app.state.settings.redis_url:
+        targets["redis"] = _check_redis
+    for name, check in targets.items():
+        try:
+            await asyncio.wait_for(check(request), _CHECK_TIMEOUT_SECONDS)
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means "not ready"; the type is enough to act on
+            logger.warning(
+                "readiness check failed", extra={"check": name, "error_type": type(exc).__name__}
+            )
+            checks[name] = "unavailable"
+    failing = [name for name, state in checks.items() if state != "ok"]
+    if failing:
+        return JSONResponse(
+            {"status": "unavailable", "failing": failing, "checks": checks}, status_code=503
+        )
+    return JSONResponse({"status": "ok", "checks": checks})
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,80 @@
+"""Small key-value store for denylists: Redis when configured, in-process otherwise."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+class KeyValueStore(Protocol):
+    async def set(self, key: str, value: str, ttl_seconds: int) -> None: ...
+    async def exists(self, key: str) -> bool: ...
+    async def get(self, key: str) -> str | None: ...
+    async def delete(self, key: str) -> None: ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class RedisStore:
+    def __init__(self, client: Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def set(self, key: str, value: str, ttl_seconds: int) -> None:
+        await self.client.set(self.prefix + key, value, ex=max(1, ttl_seconds))
+
+    async def exists(self, key: str) -> bool:
+        return bool(await self.client.exists(self.prefix + key))
+
+    async def get(self, key: str) -> str | None:
+        value = await self.client.get(self.prefix + key)
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def delete(self, key: str) -> None:
+        await self.client.delete(self.prefix + key)
+
+    async def ping(self) -> bool:
+        return bool(await self.client.ping())
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class MemoryStore:
+    """Single-process fallback; entries expire lazily. Not shared between replicas."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str, float]] = {}
+
+    def _live(self, key: str) -> tuple[str, float] | None:
+        item = self._data.get(key)
+        if item is not None and item[1] <= time.monotonic():
+            del self._data[key]
+            return None
+        return item
+
+    async def set(self, key: str, value: str, ttl_seconds: int) -> None:
+        if len(self._data) > 100_000:
+            now = time.monotonic()
+            self._data = {k: v for k, v in self._data.items() if v[1] > now}
+        self._data[key] = (value, time.monotonic() + max(1, ttl_seconds))
+
+    async def exists(self, key: str) -> bool:
+        return self._live(key) is not None
+
+    async def get(self, key: str) -> str | None:
+        item = self._live(key)
+        return item[0] if item else None
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._data.clear()

@@ -1,0 +1,77 @@
+"""Rate limits on credential endpoints, with `limits`' asyncio strategies.
+
+slowapi's decorator calls its storage synchronously, which would put a blocking Redis
+round trip on the event loop for every request; `limits.aio` does the same job natively.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from auth_service.core.errors import RateLimited
+
+
+def client_ip(request: Request, trust_forwarded_for: bool) -> str:
+    if trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+class RateLimiter:
+    def __init__(self, redis_url: str | None, prefix: str, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.storage: Storage
+        if redis_url:
+            uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
+            self.storage = RedisStorage(uri, implementation="redispy", key_prefix=prefix + "rl")
+        else:
+            self.storage = MemoryStorage()
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self._items: dict[str, RateLimitItem] = {}
+
+    def _item(self, limit: str) -> RateLimitItem:
+        item = self._items.get(limit)
+        if item is None:
+            item = self._items[limit] = parse(limit)
+        return item
+
+    async def hit(self, limit: str, *identifiers: str) -> None:
+        """Count one attempt; raise `RateLimited` with Retry-After once the window is full."""
+        if not self.enabled:
+            return
+        item = self._item(limit)
+        if not await self.strategy.hit(item, *identifiers):
+            stats = await self.strategy.get_window_stats(item, *identifiers)
+            retry_after = max(1, int(stats.reset_time - time.time()) + 1)
+            raise RateLimited(headers={"Retry-After": str(retry_after)})
+
+    async def reset(self) -> None:
+        await self.storage.reset()
+
+
+def hashed(value: str) -> str:
+    """Identifiers such as emails go into keys hashed, never in the clear."""
+    return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:32]
+
+
+def rate_limit(name: str, setting: str) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that limits by client IP under the limit named by `setting` in Settings."""
+
+    async def dependency(request: Request) -> None:
+        settings: Any = request.app.state.settings
+        limiter: RateLimiter = request.app.state.rate_limiter
+        await limiter.hit(
+            getattr(settings, setting), name, client_ip(request, settings.trust_forwarded_for)
+        )
+
+    return dependency

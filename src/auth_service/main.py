@@ -1,0 +1,105 @@
+"""Application factory and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio import Redis
+
+from auth_service import __version__
+from auth_service.clients import endpoints as clients_endpoints
+from auth_service.clients import lifecycle as clients_lifecycle
+from auth_service.config import Settings, get_settings
+from auth_service.core import health
+from auth_service.core.db import create_engine, create_session_factory
+from auth_service.core.errors import install_error_handlers
+from auth_service.core.kv import KeyValueStore, MemoryStore, RedisStore
+from auth_service.core.logging import configure_logging
+from auth_service.core.metrics import Metrics
+from auth_service.core.middleware import RequestContextMiddleware
+from auth_service.core.ratelimit import RateLimiter
+from auth_service.oauth2 import endpoints as oauth2_endpoints
+from auth_service.oauth2 import lifecycle as oauth2_lifecycle
+from auth_service.rbac import endpoints as rbac_endpoints
+from auth_service.rbac import lifecycle as rbac_lifecycle
+from auth_service.users import endpoints as users_endpoints
+from auth_service.users import lifecycle as users_lifecycle
+
+# Order matters: signing keys and token resolvers first, then the identity provider, then the
+# RBAC bootstrap, which may create the initial admin through that provider.
+_DOMAINS = (oauth2_lifecycle, clients_lifecycle, users_lifecycle, rbac_lifecycle)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if not settings.auth_service_database_url:
+        raise RuntimeError(
+            "AUTH_SERVICE_DATABASE_URL is not set. Use `make run` (embedded PostgreSQL) or set it."
+        )
+    engine = create_engine(
+        settings.auth_service_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
+    kv: KeyValueStore
+    if settings.redis_url:
+        kv = RedisStore(
+            Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
+            settings.redis_key_prefix,
+        )
+    else:
+        kv = MemoryStore()
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    app.state.kv = kv
+    app.state.rate_limiter = RateLimiter(
+        settings.redis_url, settings.redis_key_prefix, settings.rate_limit_enabled
+    )
+    app.state.token_resolvers = []
+    started = []
+    try:
+        for domain in _DOMAINS:
+            await domain.startup(app)
+            started.append(domain)
+        yield
+    finally:
+        for domain in reversed(started):
+            await domain.shutdown(app)
+        await kv.close()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.logging_level)
+    app = FastAPI(
+        title="auth_service",
+        version=__version__,
+        summary="Identity front door: Supabase Auth users, OAuth2 client credentials, RBAC.",
+        root_path=settings.root_path,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+
+    app.include_router(health.router)
+    app.include_router(oauth2_endpoints.router)
+    app.include_router(clients_endpoints.router)
+    app.include_router(rbac_endpoints.router)
+    app.include_router(users_endpoints.router)
+    return app

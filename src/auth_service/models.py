@@ -1,0 +1,17 @@
+"""Every model, imported once so `Base.metadata` is complete (Alembic, drift check)."""
+
+from auth_service.clients.models import AppClient, AppClientRole
+from auth_service.core.db import Base
+from auth_service.rbac.models import Permission, Role, RolePermission, UserRole
+from auth_service.users.models import Profile
+
+__all__ = [
+    "AppClient",
+    "AppClientRole",
+    "Base",
+    "Permission",
+    "Profile",
+    "Role",
+    "RolePermission",
+    "UserRole",
+]
