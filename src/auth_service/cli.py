@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,12 +36,19 @@ def migrate(database_url: str | None, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from auth_service.core.embedded_pg import embedded_postgres
     from auth_service.main import create_app
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets
+    # the `with` below stop the embedded PostgreSQL instead of dying with it still running.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = Settings()
     with contextlib.ExitStack() as stack:
         if not settings.auth_service_database_url:

@@ -6,6 +6,7 @@ stopped when the context exits, so Ctrl-C or SIGTERM leaves no stray postgres pr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -15,6 +16,29 @@ from pathlib import Path
 logger = logging.getLogger("auth_service.embedded_pg")
 
 DATABASE = "auth_service"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """Drop pids of processes that died without releasing the server (e.g. SIGKILL).
+
+    The wheel stops the server only when the last live handle goes; a dead pid in its
+    handle list would keep the server running forever after we exit.
+    """
+    handles = data_dir / ".handle_pids.json"
+    if not handles.exists():
+        return
+    pids = [pid for pid in json.loads(handles.read_text()) if _alive(pid)]
+    handles.write_text(json.dumps(pids))
 
 
 @contextmanager
@@ -28,6 +52,7 @@ def embedded_postgres(data_dir: Path, *, delete: bool = False) -> Iterator[str]:
     )
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir)
     server = get_server(data_dir, cleanup_mode="delete" if delete else "stop")
     with server:
         if DATABASE not in server.psql("SELECT datname FROM pg_database;"):

