@@ -45,10 +45,15 @@ class IdentitySession:
 
 @dataclass(frozen=True, slots=True)
 class SignUpResult:
-    """`session` is None when the provider requires email confirmation first."""
+    """`session` is None when the provider requires email confirmation first.
+
+    `obfuscated` is True when the provider answered a repeat sign-up with a stand-in user (so as
+    not to reveal that the email exists): there is no real user to create a profile for.
+    """
 
     user: IdentityUser
     session: IdentitySession | None
+    obfuscated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
