@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -12,8 +11,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth_service.core.logging import request_id_var
-
-logger = logging.getLogger("auth_service.errors")
 
 
 class AppError(Exception):
@@ -155,17 +152,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
-async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    logger.error(
-        "unhandled error",
-        extra={"error_type": type(exc).__name__, "path": request.url.path},
-        exc_info=exc,
-    )
-    return error_response(500, "internal_error", "An unexpected error occurred.")
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(Exception, _unhandled_error_handler)

@@ -38,11 +38,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = request_id_var.get()
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
         for key, value in record.__dict__.items():
-            if key in _RESERVED or key.startswith("_"):
+            if key in _RESERVED or key.startswith("_") or key == "request_id":
                 continue
             entry[key] = "[redacted]" if key.lower() in _REDACTED_KEYS else value
         if record.exc_info and record.exc_info[0] is not None:
@@ -53,7 +53,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    # Stamped when the record is made, so handlers that format later still know the request.
+    record = _base_factory(*args, **kwargs)
+    record.request_id = request_id_var.get()
+    return record
+
+
 def configure_logging(level: str) -> None:
+    logging.setLogRecordFactory(_record_with_request_id)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

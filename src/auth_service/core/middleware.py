@@ -8,8 +8,10 @@ import time
 import uuid
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from auth_service.core.errors import error_body
 from auth_service.core.logging import request_id_var
 from auth_service.core.metrics import Metrics
 
@@ -40,10 +42,12 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_code = 500
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status_code = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
@@ -51,6 +55,21 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Answered here rather than by Starlette's ServerErrorMiddleware, which would re-raise
+            # and make the server print a traceback. The type is logged; the trace is not.
+            logger.error(
+                "unhandled error",
+                extra={"error_type": type(exc).__name__, "path": scope.get("path")},
+            )
+            if not response_started:
+                status_code = 500
+                response = JSONResponse(
+                    error_body("internal_error", "An unexpected error occurred."),
+                    status_code=500,
+                    headers={"X-Request-ID": request_id},
+                )
+                await response(scope, receive, send)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from auth_service.config import Settings
+from auth_service.core.db import async_database_url
+from tests.conftest import make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+STRONG = "x" * 40
+
+
+def test_env_example_lists_exactly_the_settings() -> None:
+    text = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert listed == fields, {
+        "missing from .env.example": sorted(fields - listed),
+        "unknown to Settings": sorted(listed - fields),
+    }
+
+
+def test_issue_variables_are_settings() -> None:
+    required = {
+        "SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET",
+        "M2M_JWT_SECRET_KEY", "AUTH_SERVICE_DATABASE_URL", "REDIS_URL", "ROOT_PATH",
+        "CORS_ORIGINS", "LOGGING_LEVEL", "ENVIRONMENT", "INITIAL_ADMIN_EMAIL",
+        "INITIAL_ADMIN_PASSWORD",
+    }  # fmt: skip
+    fields = {name.upper() for name in Settings.model_fields}
+    assert required <= fields
+    assert any(name.startswith("RATE_LIMIT_") for name in fields)
+
+
+def test_csv_settings_parse_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+
+
+def _production(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "production",
+        "auth_service_database_url": "postgresql://u:p@db.example/app",
+        "m2m_jwt_secret_key": STRONG,
+        "signing_key_encryption_key": STRONG,
+        "client_secret_pepper": STRONG,
+        "oauth_state_secret": STRONG,
+        "token_issuer": "https://auth.example",
+    }
+    values.update(overrides)
+    return make_settings(**values)
+
+
+def test_production_with_strong_secrets_starts() -> None:
+    assert _production().is_production
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"auth_service_database_url": None}, "AUTH_SERVICE_DATABASE_URL must be set"),
+        ({"m2m_jwt_secret_key": "dev-m2m-secret-change-me"}, "M2M_JWT_SECRET_KEY must be set"),
+        ({"m2m_jwt_secret_key": ""}, "M2M_JWT_SECRET_KEY must be set"),
+        ({"m2m_jwt_secret_key": "short"}, "M2M_JWT_SECRET_KEY must be at least 32"),
+        ({"client_secret_pepper": "changeme"}, "CLIENT_SECRET_PEPPER must be set"),
+        ({"signing_key_encryption_key": "secret"}, "SIGNING_KEY_ENCRYPTION_KEY must be set"),
+        ({"oauth_state_secret": ""}, "OAUTH_STATE_SECRET must be set"),
+        ({"cors_origins": ["*"]}, "CORS_ORIGINS must not contain '*'"),
+        ({"token_issuer": "http://auth.example"}, "TOKEN_ISSUER must be an https URL"),
+        (
+            {"supabase_url": "https://p.supabase.co", "supabase_anon_key": ""},
+            "SUPABASE_ANON_KEY must be set",
+        ),
+    ],
+)
+def test_production_refuses_insecure_values(override: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        _production(**override)
+    assert message in str(excinfo.value)
+
+
+def test_production_lists_every_problem_at_once() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        make_settings(environment="production", auth_service_database_url=None)
+    text = str(excinfo.value)
+    for name in ("AUTH_SERVICE_DATABASE_URL", "M2M_JWT_SECRET_KEY", "CLIENT_SECRET_PEPPER"):
+        assert name in text
+
+
+def test_development_accepts_defaults() -> None:
+    assert make_settings(environment="development").m2m_jwt_secret_key.get_secret_value()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h:5432/d", "postgresql+asyncpg://u:p@h:5432/d"),
+        ("postgresql://u@h/d", "postgresql+asyncpg://u@h/d"),
+        ("postgresql+asyncpg://u@h/d", "postgresql+asyncpg://u@h/d"),
+        ("postgresql://u@h/d?sslmode=require", "postgresql+asyncpg://u@h/d?ssl=require"),
+    ],
+)
+def test_database_urls_are_normalised_for_asyncpg(given: str, expected: str) -> None:
+    assert async_database_url(given) == expected
