@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
-from typing import Any
 
 from alembic import context
 from sqlalchemy import text
@@ -14,6 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from auth_service.config import Settings
 from auth_service.core.db import SCHEMA, async_database_url
+from auth_service.core.migrations import include_name, include_object
 from auth_service.models import Base
 
 config = context.config
@@ -32,24 +32,6 @@ def _database_url() -> str:
     if not url:
         raise SystemExit("AUTH_SERVICE_DATABASE_URL is not set: nothing to migrate.")
     return async_database_url(url)
-
-
-def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    # Supabase owns auth, storage, realtime, ...: only our schema is ours to diff.
-    if type_ == "schema":
-        return name == SCHEMA
-    return True
-
-
-def include_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
-    if type_ == "foreign_key_constraint":
-        referred = getattr(getattr(obj, "referred_table", None), "schema", None)
-        if referred == "auth":
-            # Added only where Supabase's auth.users exists; not part of the models.
-            return False
-    return not (type_ == "table" and getattr(obj, "schema", SCHEMA) not in (SCHEMA, None))
 
 
 def _configure(connection: Connection) -> None:
