@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     supabase_timeout_seconds: float = 10.0
     supabase_forward_client_ip: bool = False
     supabase_jwks_cache_seconds: int = 600
+    supabase_jwks_min_refetch_seconds: float = 30.0
     magic_link_create_user: bool = False
     oauth_redirect_allow_list: CsvList = Field(default_factory=list)
     oauth_state_secret: SecretStr = SecretStr("dev-oauth-state-secret-change-me")
