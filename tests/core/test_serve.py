@@ -1,0 +1,127 @@
+"""`auth-service serve` (what `make run` runs) as a real process: embedded default and a URL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).parent / "auth-service"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _postgres_processes_using(data_dir: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "postgres" in cmdline and str(data_dir) in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _wait_ready(base: str, deadline_s: float = 60) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < deadline_s:
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"/ready did not answer 200 within {deadline_s}s")
+
+
+@pytest.fixture
+def serve_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_SERVICE_", "REDIS_"))}
+    env.update(
+        {
+            "EMBEDDED_POSTGRES_DATA_DIR": str(tmp_path / "pgdata"),
+            "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+            "LOGGING_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(CLI), "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_serve_on_embedded_postgres_starts_and_stops_cleanly(
+    serve_env: dict[str, str], tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(serve_env, port)
+    try:
+        _wait_ready(base)
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/docs").status_code == 200
+        assert _postgres_processes_using(tmp_path / "pgdata"), "embedded server should run"
+    finally:
+        proc.send_signal(stop_signal)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode in (128 + stop_signal, 130, 0), stderr.decode()[-2000:]
+    assert _postgres_processes_using(tmp_path / "pgdata") == []
+    assert b"Traceback" not in stderr
+
+
+def test_serve_uses_auth_service_database_url_when_set(
+    serve_env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    port = _free_port()
+    serve_env["AUTH_SERVICE_DATABASE_URL"] = database_url
+    proc = _serve(serve_env, port)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}")
+        # No embedded server was started for this run.
+        assert not (tmp_path / "pgdata").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_serve_in_production_refuses_defaults_with_a_clear_message(
+    serve_env: dict[str, str],
+) -> None:
+    serve_env["ENVIRONMENT"] = "production"
+    result = subprocess.run(
+        [str(CLI), "serve", "--port", str(_free_port())],
+        cwd=ROOT,
+        env=serve_env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    stderr = result.stderr.decode()
+    assert "AUTH_SERVICE_DATABASE_URL must be set in production" in stderr
+    assert "M2M_JWT_SECRET_KEY must be set to a non-default secret in production" in stderr
+    assert "Traceback" not in stderr
