@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypedDict
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -81,10 +81,21 @@ def require_permission(*permissions: str) -> Callable[..., Awaitable[Principal]]
     return dependency
 
 
-def permission_doc(*permissions: str) -> dict[str, object]:
-    """Route kwargs that make the required permission visible in OpenAPI."""
+class PermissionDoc(TypedDict):
+    """Route kwargs; a TypedDict so `**permission_doc(...)` type-checks against APIRouter.get."""
+
+    openapi_extra: dict[str, Any]
+    description: str
+
+
+def permission_doc(*permissions: str, description: str | None = None) -> PermissionDoc:
+    """Route kwargs that make the required permission visible in OpenAPI.
+
+    `description` (optional) goes first; the required permissions are appended to it.
+    """
     text = ", ".join(f"`{p}`" for p in permissions)
+    required = f"Requires permission {text}."
     return {
         "openapi_extra": {"x-required-permissions": list(permissions)},
-        "description": f"Requires permission {text}.",
+        "description": f"{description}\n\n{required}" if description else required,
     }

@@ -22,3 +22,19 @@ CORE_ROLES: dict[str, str] = {
     USER_ROLE: "A signed-in human user.",
     SERVICE_ROLE: "A backend service (machine client).",
 }
+
+# Permission names are `resource:action`: lowercase ASCII, each part starting with a letter.
+# The same pattern is a CHECK constraint on the table (migration 20261126_0003).
+PERMISSION_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}:[a-z][a-z0-9_.-]{0,62}$"
+PERMISSION_NAME_RULE = (
+    "Permission names must be `resource:action`: two parts joined by one colon, each 1-63"
+    " characters of lowercase letters a-z, digits 0-9, '_', '-' or '.', starting with a letter"
+    " (for example `invoices:read`)."
+)
+
+# Role names travel in token claims; keep them as plain as permission names.
+ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
+ROLE_NAME_RULE = (
+    "Role names must be 1-64 characters of lowercase letters a-z, digits 0-9, '_', '-' or '.',"
+    " starting with a letter (for example `billing-admin`)."
+)

@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, func
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from auth_service.core.db import Base
 from auth_service.core.models import TimestampMixin, assigned_at_column
+from auth_service.rbac.constants import PERMISSION_NAME_PATTERN
 
 
 class Role(TimestampMixin, Base):
@@ -19,9 +20,10 @@ class Role(TimestampMixin, Base):
 
 
 class Permission(TimestampMixin, Base):
-    """Named `resource:action`."""
+    """Named `resource:action` (see constants.PERMISSION_NAME_RULE)."""
 
     __tablename__ = "permissions"
+    __table_args__ = (CheckConstraint(f"name ~ '{PERMISSION_NAME_PATTERN}'", name="name_format"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=func.gen_random_uuid())
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)

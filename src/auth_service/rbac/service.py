@@ -1,0 +1,223 @@
+"""RBAC rules: names are unique, core roles and permissions stay, assignments are idempotent.
+
+The service never commits; the request-scoped session does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.identity.port import IdentityUser
+from auth_service.rbac.constants import CORE_PERMISSIONS, CORE_ROLES
+from auth_service.rbac.errors import (
+    AssignmentNotFound,
+    CorePermissionProtected,
+    CoreRoleProtected,
+    PermissionInUse,
+    PermissionNameTaken,
+    PermissionNotFound,
+    RoleInUse,
+    RoleNameTaken,
+    RoleNotFound,
+    UserNotFound,
+)
+from auth_service.rbac.models import Permission, Role
+from auth_service.rbac.repository import (
+    AssignmentRepository,
+    PermissionRepository,
+    ProfileLookupRepository,
+    RoleRepository,
+)
+from auth_service.rbac.schemas import (
+    AssignedRole,
+    GrantedPermission,
+    PermissionRef,
+    PermissionWrite,
+    RolePermissionAssignment,
+    RolePermissions,
+    RoleRef,
+    RoleWrite,
+    UserRoleAssignment,
+    UserRoles,
+)
+
+
+class UserDirectory(Protocol):
+    """The part of the identity provider RBAC needs (IdentityProvider satisfies it)."""
+
+    async def admin_get_user(self, user_id: uuid.UUID) -> IdentityUser | None: ...
+
+
+class RbacService:
+    def __init__(self, session: AsyncSession, users: UserDirectory | None = None) -> None:
+        self.roles = RoleRepository(session)
+        self.permissions = PermissionRepository(session)
+        self.assignments = AssignmentRepository(session)
+        self.profiles = ProfileLookupRepository(session)
+        self.users = users
+
+    # --- roles ---------------------------------------------------------------------------
+
+    async def list_roles(
+        self, *, name: str | None, limit: int, offset: int
+    ) -> tuple[Sequence[Role], int]:
+        return await self.roles.list(name_contains=name, limit=limit, offset=offset)
+
+    async def get_role(self, role_id: uuid.UUID, *, key_share_lock: bool = False) -> Role:
+        role = await self.roles.get(role_id, key_share_lock=key_share_lock)
+        if role is None:
+            raise RoleNotFound()
+        return role
+
+    async def create_role(self, data: RoleWrite) -> Role:
+        role = await self.roles.create(data.name, data.description)
+        if role is None:
+            raise RoleNameTaken(details={"name": data.name})
+        return role
+
+    async def update_role(self, role_id: uuid.UUID, data: RoleWrite) -> Role:
+        role = await self.get_role(role_id)
+        if role.name in CORE_ROLES and data.name != role.name:
+            raise CoreRoleProtected()
+        if not await self.roles.update(role, data.name, data.description):
+            raise RoleNameTaken(details={"name": data.name})
+        return role
+
+    async def delete_role(self, role_id: uuid.UUID, *, force: bool) -> None:
+        role = await self.get_role(role_id)
+        if role.name in CORE_ROLES:
+            raise CoreRoleProtected()
+        if not force:
+            holders = await self.roles.holder_count(role.id)
+            if holders:
+                raise RoleInUse(
+                    f"The role is still assigned to {holders} user(s) or client(s)."
+                    " Remove those assignments first, or pass force=true to delete it with them.",
+                    details={"assignments": holders},
+                )
+        # Assignments and grants go with it (ON DELETE CASCADE).
+        await self.roles.delete(role)
+
+    # --- permissions ---------------------------------------------------------------------
+
+    async def list_permissions(
+        self, *, name: str | None, limit: int, offset: int
+    ) -> tuple[Sequence[Permission], int]:
+        return await self.permissions.list(name_contains=name, limit=limit, offset=offset)
+
+    async def get_permission(
+        self, permission_id: uuid.UUID, *, key_share_lock: bool = False
+    ) -> Permission:
+        permission = await self.permissions.get(permission_id, key_share_lock=key_share_lock)
+        if permission is None:
+            raise PermissionNotFound()
+        return permission
+
+    async def create_permission(self, data: PermissionWrite) -> Permission:
+        permission = await self.permissions.create(data.name, data.description)
+        if permission is None:
+            raise PermissionNameTaken(details={"name": data.name})
+        return permission
+
+    async def update_permission(
+        self, permission_id: uuid.UUID, data: PermissionWrite
+    ) -> Permission:
+        permission = await self.get_permission(permission_id)
+        if permission.name in CORE_PERMISSIONS and data.name != permission.name:
+            raise CorePermissionProtected()
+        if not await self.permissions.update(permission, data.name, data.description):
+            raise PermissionNameTaken(details={"name": data.name})
+        return permission
+
+    async def delete_permission(self, permission_id: uuid.UUID, *, force: bool) -> None:
+        permission = await self.get_permission(permission_id)
+        if permission.name in CORE_PERMISSIONS:
+            raise CorePermissionProtected()
+        if not force:
+            grants = await self.permissions.grant_count(permission.id)
+            if grants:
+                raise PermissionInUse(
+                    f"The permission is still granted to {grants} role(s)."
+                    " Revoke it first, or pass force=true to delete it with its grants.",
+                    details={"grants": grants},
+                )
+        await self.permissions.delete(permission)
+
+    # --- role -> permission --------------------------------------------------------------
+
+    async def grant_permission(
+        self, role_id: uuid.UUID, permission_id: uuid.UUID
+    ) -> RolePermissionAssignment:
+        """Idempotent: granting again returns the same body (with the original time)."""
+        # Key-share locks: neither row can be deleted before this grant commits.
+        role = await self.get_role(role_id, key_share_lock=True)
+        permission = await self.get_permission(permission_id, key_share_lock=True)
+        assigned_at = await self.assignments.grant_permission(role.id, permission.id)
+        return RolePermissionAssignment(
+            role=RoleRef.model_validate(role),
+            permission=PermissionRef.model_validate(permission),
+            assigned_at=assigned_at,
+        )
+
+    async def revoke_permission(self, role_id: uuid.UUID, permission_id: uuid.UUID) -> None:
+        role = await self.get_role(role_id)
+        permission = await self.get_permission(permission_id)
+        if not await self.assignments.revoke_permission(role.id, permission.id):
+            raise AssignmentNotFound("The role does not hold that permission.")
+
+    async def permissions_of_role(self, role_id: uuid.UUID) -> RolePermissions:
+        role = await self.get_role(role_id)
+        rows = await self.assignments.permissions_of_role(role.id)
+        return RolePermissions(
+            role=RoleRef.model_validate(role),
+            permissions=[
+                GrantedPermission(
+                    id=p.id, name=p.name, description=p.description, assigned_at=assigned_at
+                )
+                for p, assigned_at in rows
+            ],
+        )
+
+    # --- user -> role --------------------------------------------------------------------
+
+    async def require_user(self, user_id: uuid.UUID) -> None:
+        """A user is known when their profile exists, or the identity provider knows them
+        (then the profile is created)."""
+        if await self.profiles.exists(user_id):
+            return
+        if self.users is not None and await self.users.admin_get_user(user_id) is not None:
+            await self.profiles.ensure(user_id)
+            return
+        raise UserNotFound()
+
+    async def assign_role(self, user_id: uuid.UUID, role_id: uuid.UUID) -> UserRoleAssignment:
+        """Idempotent: assigning again returns the same body (with the original time)."""
+        role = await self.get_role(role_id, key_share_lock=True)
+        await self.require_user(user_id)
+        assigned_at = await self.assignments.assign_role(user_id, role.id)
+        return UserRoleAssignment(
+            user_id=user_id, role=RoleRef.model_validate(role), assigned_at=assigned_at
+        )
+
+    async def unassign_role(self, user_id: uuid.UUID, role_id: uuid.UUID) -> None:
+        role = await self.get_role(role_id)
+        await self.require_user(user_id)
+        if not await self.assignments.unassign_role(user_id, role.id):
+            raise AssignmentNotFound("The user does not hold that role.")
+
+    async def roles_of_user(self, user_id: uuid.UUID) -> UserRoles:
+        await self.require_user(user_id)
+        rows = await self.assignments.roles_of_user(user_id)
+        return UserRoles(
+            user_id=user_id,
+            roles=[
+                AssignedRole(
+                    id=r.id, name=r.name, description=r.description, assigned_at=assigned_at
+                )
+                for r, assigned_at in rows
+            ],
+        )
