@@ -7,15 +7,56 @@ Create Date: 2026-11-26
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
 revision: str = "20261126_0002"
 down_revision: str | None = "20261126_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+SCHEMA = "auth_service_data"
+
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "signing_keys",
+        sa.Column("kid", sa.String(64), nullable=False),
+        sa.Column("algorithm", sa.String(16), nullable=False),
+        sa.Column("public_jwk", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("private_key_encrypted", sa.Text(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("kid", name=op.f("pk_signing_keys")),
+        schema=SCHEMA,
+    )
+    op.add_column(
+        "app_clients",
+        sa.Column("previous_secret_hash", sa.String(128), nullable=True),
+        schema=SCHEMA,
+    )
+    op.add_column(
+        "app_clients",
+        sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True), nullable=True),
+        schema=SCHEMA,
+    )
+    op.add_column(
+        "app_clients",
+        sa.Column(
+            "allowed_audiences",
+            postgresql.ARRAY(sa.String(255)),
+            server_default=sa.text("'{}'::varchar[]"),
+            nullable=False,
+        ),
+        schema=SCHEMA,
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column("app_clients", "allowed_audiences", schema=SCHEMA)
+    op.drop_column("app_clients", "previous_secret_expires_at", schema=SCHEMA)
+    op.drop_column("app_clients", "previous_secret_hash", schema=SCHEMA)
+    op.drop_table("signing_keys", schema=SCHEMA)

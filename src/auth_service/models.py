@@ -2,6 +2,7 @@
 
 from auth_service.clients.models import AppClient, AppClientRole
 from auth_service.core.db import Base
+from auth_service.oauth2.models import SigningKey
 from auth_service.rbac.models import Permission, Role, RolePermission, UserRole
 from auth_service.users.models import Profile
 
@@ -13,5 +14,6 @@ __all__ = [
     "Profile",
     "Role",
     "RolePermission",
+    "SigningKey",
     "UserRole",
 ]

@@ -1,3 +1,243 @@
-from fastapi import APIRouter
+"""OAuth2 endpoints: token (client credentials), introspection, revocation, JWKS, metadata.
 
-router = APIRouter()
+Bodies are parsed by hand: both form and JSON are accepted, duplicates are refused (RFC 6749
+§3.2), and it keeps the token endpoint lean.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, unquote_plus
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from auth_service.config import Settings
+from auth_service.core.db import DbSession
+from auth_service.core.ratelimit import RateLimiter, client_ip
+from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
+from auth_service.oauth2.lifecycle import OAuth2Runtime
+from auth_service.oauth2.service import ClientAuth, OAuthService
+
+router = APIRouter(tags=["oauth2"])
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_MAX_BODY = 16 * 1024
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+
+
+def _runtime(request: Request) -> OAuth2Runtime:
+    runtime: OAuth2Runtime = request.app.state.oauth2
+    return runtime
+
+
+def get_oauth_service(request: Request, session: DbSession) -> OAuthService:
+    settings: Settings = request.app.state.settings
+    runtime = _runtime(request)
+    return OAuthService(
+        session,
+        hasher=runtime.hasher,
+        codec=runtime.codec,
+        kv=request.app.state.kv,
+        default_audience=settings.default_audience,
+    )
+
+
+OAuthServiceDep = Annotated[OAuthService, Depends(get_oauth_service)]
+
+
+def _error(exc: OAuthError) -> JSONResponse:
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status_code,
+        headers={**_NO_STORE, **exc.headers},
+    )
+
+
+async def _params(request: Request) -> dict[str, str]:
+    """Form or JSON body as single-valued string parameters."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    body = await request.body()
+    if len(body) > _MAX_BODY:
+        raise invalid_request("The request body is too large.")
+    if media_type == _FORM:
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise invalid_request("The form body is malformed.") from exc
+    elif media_type == _JSON:
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise invalid_request("The JSON body is malformed.") from exc
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise invalid_request("The JSON body must be an object of string values.")
+        pairs = list(data.items())
+    else:
+        raise invalid_request(f"Send {_FORM} or {_JSON}.")
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise invalid_request(f"Parameter {key!r} is repeated.")
+        params[key] = value
+    return params
+
+
+def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth:
+    """client_secret_basic or client_secret_post, never both (RFC 6749 §2.3)."""
+    form_id = params.pop("client_id", None)
+    form_secret = params.pop("client_secret", None)
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "basic":
+            if form_secret is not None:
+                raise invalid_request("Use one client authentication method, not two.")
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise invalid_client() from exc
+            raw_id, sep, raw_secret = decoded.partition(":")
+            if not sep:
+                raise invalid_client()
+            # §2.3.1: both parts are form-url-encoded before base64.
+            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+            if form_id is not None and form_id != client_id:
+                raise invalid_request("client_id does not match the Basic credentials.")
+            return ClientAuth(client_id, secret, basic=True)
+    if form_id and form_secret is not None:
+        return ClientAuth(form_id, form_secret, basic=False)
+    raise invalid_client()
+
+
+async def _rate_limit(request: Request, name: str) -> None:
+    settings: Settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.rate_limiter
+    await limiter.hit(
+        settings.rate_limit_token, name, client_ip(request, settings.trust_forwarded_for)
+    )
+
+
+_TOKEN_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["grant_type"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+        "scope": {"type": "string", "description": "Space-separated permission names."},
+        "resource": {"type": "string", "description": "RFC 8707 target audience."},
+        "audience": {"type": "string", "description": "Alias of resource."},
+        "client_id": {"type": "string", "description": "client_secret_post only."},
+        "client_secret": {"type": "string", "description": "client_secret_post only."},
+    },
+}
+
+
+def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {_FORM: {"schema": schema}, _JSON: {"schema": schema}},
+        }
+    }
+
+
+@router.post(
+    "/auth/token",
+    summary="OAuth2 token endpoint (client credentials)",
+    openapi_extra=_body_doc(_TOKEN_BODY),
+    responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
+)
+async def token(request: Request, service: OAuthServiceDep) -> Response:
+    await _rate_limit(request, "token")
+    try:
+        params = await _params(request)
+        auth = _client_auth(request, params)
+        client = await service.authenticate(auth)
+        body = service.issue(client, params)
+    except OAuthError as exc:
+        return _error(exc)
+    return JSONResponse(body, headers=_NO_STORE)
+
+
+_TOKEN_PARAM_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["token"],
+    "properties": {
+        "token": {"type": "string"},
+        "token_type_hint": {"type": "string"},
+        "client_id": {"type": "string"},
+        "client_secret": {"type": "string"},
+    },
+}
+
+
+@router.post(
+    "/auth/token/introspect",
+    summary="Token introspection (RFC 7662); requires client authentication",
+    openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
+)
+async def introspect(request: Request, service: OAuthServiceDep) -> Response:
+    await _rate_limit(request, "introspect")
+    try:
+        params = await _params(request)
+        await service.authenticate(_client_auth(request, params))
+        token_value = params.get("token")
+        if not token_value:
+            raise invalid_request("Missing token.")
+    except OAuthError as exc:
+        return _error(exc)
+    return JSONResponse(await service.introspect(token_value), headers=_NO_STORE)
+
+
+@router.post(
+    "/auth/token/revoke",
+    summary="Token revocation (RFC 7009); a client may revoke only its own tokens",
+    openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
+)
+async def revoke(request: Request, service: OAuthServiceDep) -> Response:
+    await _rate_limit(request, "revoke")
+    try:
+        params = await _params(request)
+        client = await service.authenticate(_client_auth(request, params))
+        token_value = params.get("token")
+        if not token_value:
+            raise invalid_request("Missing token.")
+    except OAuthError as exc:
+        return _error(exc)
+    await service.revoke(client, token_value)
+    return Response(status_code=200, headers=_NO_STORE)
+
+
+@router.get("/.well-known/jwks.json", summary="Public signing keys (JWK Set)")
+async def jwks(request: Request) -> Response:
+    # Short cache: verifiers also refetch on an unknown kid, so rotation never waits on this.
+    return JSONResponse(
+        _runtime(request).keys.ring.jwks, headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="Authorization server metadata (RFC 8414)",
+)
+async def metadata(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    issuer = settings.token_issuer.rstrip("/")
+    methods = ["client_secret_basic", "client_secret_post"]
+    body = {
+        "issuer": settings.token_issuer,
+        "token_endpoint": f"{issuer}/auth/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "introspection_endpoint": f"{issuer}/auth/token/introspect",
+        "revocation_endpoint": f"{issuer}/auth/token/revoke",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_methods_supported": methods,
+    }
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})

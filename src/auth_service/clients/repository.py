@@ -1,0 +1,163 @@
+"""App-client queries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnClause, delete, func, literal_column, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.clients.models import AppClient, AppClientRole
+from auth_service.rbac.models import Permission, Role, RolePermission
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """Everything the token endpoint needs about a client, loaded in one round trip."""
+
+    id: uuid.UUID
+    secret_hash: str
+    previous_secret_hash: str | None
+    previous_secret_expires_at: datetime | None
+    is_active: bool
+    allowed_audiences: tuple[str, ...]
+    roles: tuple[str, ...]
+    permissions: tuple[str, ...]
+
+
+_EMPTY: ColumnClause[Any] = literal_column("'{}'::varchar[]")
+
+# One statement, compiled once and cached by SQLAlchemy: the client row plus its role and
+# permission names aggregated, so a grant costs a single query.
+_CREDENTIALS_QUERY = (
+    select(
+        AppClient.id,
+        AppClient.client_secret_hash,
+        AppClient.previous_secret_hash,
+        AppClient.previous_secret_expires_at,
+        AppClient.is_active,
+        AppClient.allowed_audiences,
+        func.coalesce(func.array_agg(Role.name.distinct()).filter(Role.name.is_not(None)), _EMPTY),
+        func.coalesce(
+            func.array_agg(Permission.name.distinct()).filter(Permission.name.is_not(None)),
+            _EMPTY,
+        ),
+    )
+    .select_from(AppClient)
+    .outerjoin(AppClientRole, AppClientRole.client_id == AppClient.id)
+    .outerjoin(Role, Role.id == AppClientRole.role_id)
+    .outerjoin(RolePermission, RolePermission.role_id == Role.id)
+    .outerjoin(Permission, Permission.id == RolePermission.permission_id)
+    .group_by(AppClient.id)
+)
+
+
+class ClientRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def credentials(self, client_id: uuid.UUID) -> ClientCredentials | None:
+        row = (
+            await self.session.execute(_CREDENTIALS_QUERY.where(AppClient.id == client_id))
+        ).first()
+        if row is None:
+            return None
+        return ClientCredentials(
+            id=row[0],
+            secret_hash=row[1],
+            previous_secret_hash=row[2],
+            previous_secret_expires_at=row[3],
+            is_active=row[4],
+            allowed_audiences=tuple(row[5]),
+            roles=tuple(row[6]),
+            permissions=tuple(row[7]),
+        )
+
+    async def is_active(self, client_id: uuid.UUID) -> bool:
+        active = await self.session.scalar(
+            select(AppClient.is_active).where(AppClient.id == client_id)
+        )
+        return bool(active)
+
+    async def get(self, client_id: uuid.UUID) -> AppClient | None:
+        return await self.session.get(AppClient, client_id)
+
+    async def name_taken(self, name: str, *, exclude: uuid.UUID | None = None) -> bool:
+        query = select(AppClient.id).where(AppClient.client_name == name)
+        if exclude is not None:
+            query = query.where(AppClient.id != exclude)
+        return (await self.session.scalar(query)) is not None
+
+    async def add(self, client: AppClient) -> AppClient:
+        self.session.add(client)
+        await self.session.flush()
+        await self.session.refresh(client)
+        return client
+
+    async def save(self, client: AppClient) -> AppClient:
+        await self.session.flush()
+        await self.session.refresh(client)
+        return client
+
+    async def page(self, *, limit: int, offset: int) -> tuple[Sequence[AppClient], int]:
+        total = await self.session.scalar(select(func.count()).select_from(AppClient)) or 0
+        items = (
+            await self.session.scalars(
+                select(AppClient)
+                .order_by(AppClient.created_at, AppClient.id)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        return items, total
+
+    async def delete(self, client_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            delete(AppClient).where(AppClient.id == client_id).returning(AppClient.id)
+        )
+        return result.first() is not None
+
+    async def roles_of(self, client_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Role]]:
+        ids = list(client_ids)
+        found: dict[uuid.UUID, list[Role]] = {cid: [] for cid in ids}
+        if not ids:
+            return found
+        rows = await self.session.execute(
+            select(AppClientRole.client_id, Role)
+            .join(Role, Role.id == AppClientRole.role_id)
+            .where(AppClientRole.client_id.in_(ids))
+            .order_by(Role.name)
+        )
+        for client_id, role in rows:
+            found[client_id].append(role)
+        return found
+
+    async def role(self, role_id: uuid.UUID) -> Role | None:
+        return await self.session.get(Role, role_id)
+
+    async def roles_named(self, names: Iterable[str]) -> dict[str, Role]:
+        wanted = list(names)
+        if not wanted:
+            return {}
+        roles = await self.session.scalars(select(Role).where(Role.name.in_(wanted)))
+        return {role.name: role for role in roles}
+
+    async def add_role(self, client_id: uuid.UUID, role_id: uuid.UUID) -> None:
+        await self.session.execute(
+            insert(AppClientRole)
+            .values(client_id=client_id, role_id=role_id)
+            .on_conflict_do_nothing()
+        )
+
+    async def remove_role(self, client_id: uuid.UUID, role_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            delete(AppClientRole)
+            .where(AppClientRole.client_id == client_id, AppClientRole.role_id == role_id)
+            .returning(AppClientRole.role_id)
+        )
+        return result.first() is not None

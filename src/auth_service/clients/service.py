@@ -1,0 +1,165 @@
+"""App-client management: create, update, delete, rotate secrets, assign roles."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.clients.models import AppClient
+from auth_service.clients.repository import ClientRepository
+from auth_service.clients.secrets import SecretHasher, generate_secret
+from auth_service.config import Settings
+from auth_service.core.errors import Conflict, NotFound, ValidationFailed
+from auth_service.rbac.models import Role
+
+
+class ClientNotFound(NotFound):
+    code = "client_not_found"
+    message = "The client was not found."
+
+
+class RoleNotFound(NotFound):
+    code = "role_not_found"
+    message = "The role was not found."
+
+
+class ClientNameTaken(Conflict):
+    code = "client_name_taken"
+    message = "A client with this name already exists."
+
+
+@dataclass(slots=True)
+class ClientView:
+    client: AppClient
+    roles: list[Role] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ClientService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.repo = ClientRepository(session)
+        self.session = session
+        self.hasher = SecretHasher(settings.client_secret_pepper.get_secret_value())
+        self.grace = timedelta(seconds=settings.client_secret_rotation_grace_seconds)
+
+    async def create(
+        self,
+        *,
+        name: str,
+        description: str | None = None,
+        allowed_audiences: Sequence[str] = (),
+        is_active: bool = True,
+        role_names: Sequence[str] = (),
+        secret: str | None = None,
+    ) -> tuple[ClientView, str]:
+        """Create a client; returns it with the plain secret, which is never stored."""
+        if await self.repo.name_taken(name):
+            raise ClientNameTaken()
+        roles = await self._roles_named(role_names)
+        plain = secret if secret is not None else generate_secret()
+        client = AppClient(
+            client_name=name,
+            description=description,
+            allowed_audiences=_unique(allowed_audiences),
+            is_active=is_active,
+            client_secret_hash=self.hasher.hash(plain),
+        )
+        try:
+            # A savepoint, so a concurrent insert of the same name is a 409, not a 500.
+            async with self.session.begin_nested():
+                await self.repo.add(client)
+        except IntegrityError as exc:
+            raise ClientNameTaken() from exc
+        for role in roles:
+            await self.repo.add_role(client.id, role.id)
+        return ClientView(client, sorted(roles, key=lambda r: r.name)), plain
+
+    async def get(self, client_id: uuid.UUID) -> ClientView:
+        client = await self._client(client_id)
+        roles = await self.repo.roles_of([client.id])
+        return ClientView(client, roles[client.id])
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[ClientView], int]:
+        clients, total = await self.repo.page(limit=limit, offset=offset)
+        roles = await self.repo.roles_of(c.id for c in clients)
+        return [ClientView(c, roles[c.id]) for c in clients], total
+
+    async def update(
+        self,
+        client_id: uuid.UUID,
+        *,
+        name: str,
+        description: str | None,
+        allowed_audiences: Sequence[str],
+        is_active: bool,
+    ) -> ClientView:
+        client = await self._client(client_id)
+        if name != client.client_name and await self.repo.name_taken(name, exclude=client.id):
+            raise ClientNameTaken()
+        client.client_name = name
+        client.description = description
+        client.allowed_audiences = _unique(allowed_audiences)
+        client.is_active = is_active
+        try:
+            async with self.session.begin_nested():
+                await self.repo.save(client)
+        except IntegrityError as exc:
+            raise ClientNameTaken() from exc
+        return await self.get(client.id)
+
+    async def delete(self, client_id: uuid.UUID) -> None:
+        if not await self.repo.delete(client_id):
+            raise ClientNotFound()
+
+    async def rotate_secret(
+        self, client_id: uuid.UUID, *, secret: str | None = None
+    ) -> tuple[str, datetime]:
+        """New secret now; the current one keeps working for the grace period."""
+        client = await self._client(client_id)
+        plain = secret if secret is not None else generate_secret()
+        expires = _now() + self.grace
+        client.previous_secret_hash = client.client_secret_hash
+        client.previous_secret_expires_at = expires
+        client.client_secret_hash = self.hasher.hash(plain)
+        await self.repo.save(client)
+        return plain, expires
+
+    async def assign_role(self, client_id: uuid.UUID, role_id: uuid.UUID) -> ClientView:
+        await self._client(client_id)
+        if await self.repo.role(role_id) is None:
+            raise RoleNotFound()
+        await self.repo.add_role(client_id, role_id)
+        return await self.get(client_id)
+
+    async def remove_role(self, client_id: uuid.UUID, role_id: uuid.UUID) -> ClientView:
+        await self._client(client_id)
+        if await self.repo.role(role_id) is None:
+            raise RoleNotFound()
+        await self.repo.remove_role(client_id, role_id)
+        return await self.get(client_id)
+
+    async def _client(self, client_id: uuid.UUID) -> AppClient:
+        client = await self.repo.get(client_id)
+        if client is None:
+            raise ClientNotFound()
+        return client
+
+    async def _roles_named(self, names: Sequence[str]) -> list[Role]:
+        wanted = _unique(names)
+        found = await self.repo.roles_named(wanted)
+        missing = [n for n in wanted if n not in found]
+        if missing:
+            raise ValidationFailed("Unknown role.", code="unknown_role", details={"roles": missing})
+        return [found[n] for n in wanted]
+
+
+def _unique(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))
