@@ -69,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         for domain in reversed(started):
             await domain.shutdown(app)
+        await app.state.rate_limiter.close()
         await kv.close()
         await engine.dispose()
 

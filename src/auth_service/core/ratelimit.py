@@ -15,6 +15,7 @@ from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
 
 from auth_service.core.errors import RateLimited
 
@@ -31,9 +32,17 @@ class RateLimiter:
     def __init__(self, redis_url: str | None, prefix: str, enabled: bool = True) -> None:
         self.enabled = enabled
         self.storage: Storage
+        self._pool: ConnectionPool | None = None
         if redis_url:
             uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-            self.storage = RedisStorage(uri, implementation="redispy", key_prefix=prefix + "rl")
+            # Our own pool, so shutdown can close its connections (limits never does).
+            self._pool = ConnectionPool.from_url(redis_url.removeprefix("async+"))
+            self.storage = RedisStorage(
+                uri,
+                implementation="redispy",
+                key_prefix=prefix + "rl",
+                connection_pool=self._pool,  # type: ignore[arg-type]  # passed to Redis()
+            )
         else:
             self.storage = MemoryStorage()
         self.strategy = MovingWindowRateLimiter(self.storage)
@@ -57,6 +66,10 @@ class RateLimiter:
 
     async def reset(self) -> None:
         await self.storage.reset()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
 
 
 def hashed(value: str) -> str:
