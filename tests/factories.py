@@ -4,12 +4,15 @@
 # --- machine clients (oauth2/clients helper) -------------------------------------------------
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from auth_service.clients.service import ClientService
+from tests.support.gotrue import ANON_KEY, SERVICE_ROLE_KEY, GoTrueStandIn, ServedStandIn
 
 
 async def create_client(
@@ -59,3 +62,61 @@ async def admin_headers(
     """Bearer headers of a fresh client holding `roles`."""
     client_id, secret = await create_client(app, roles=roles)
     return {"Authorization": f"Bearer {await client_token(client, client_id, secret)}"}
+
+
+# --- human users (users/identity helper) -----------------------------------------------------
+
+USER_PASSWORD = "Correct-horse-1"
+
+
+@pytest.fixture(scope="session")
+def gotrue_server() -> Iterator[GoTrueStandIn]:
+    """The GoTrue stand-in, served over HTTP on loopback for the whole session."""
+    with ServedStandIn(GoTrueStandIn()) as standin:
+        yield standin
+
+
+@pytest.fixture
+def gotrue(gotrue_server: GoTrueStandIn) -> GoTrueStandIn:
+    """The stand-in with empty state for this test."""
+    gotrue_server.reset()
+    return gotrue_server
+
+
+def supabase_overrides(gotrue: GoTrueStandIn, **extra: Any) -> dict[str, Any]:
+    """Settings that point the service at the stand-in (pass to make_settings)."""
+    values: dict[str, Any] = {
+        "supabase_url": gotrue.base_url,
+        "supabase_anon_key": ANON_KEY,
+        "supabase_service_role_key": SERVICE_ROLE_KEY,
+        "supabase_timeout_seconds": 2.0,
+        "oauth_redirect_allow_list": ["https://app.example.com/auth"],
+    }
+    values.update(extra)
+    return values
+
+
+async def register_user(
+    client: httpx.AsyncClient,
+    email: str | None = None,
+    password: str = USER_PASSWORD,
+    **fields: Any,
+) -> dict[str, Any]:
+    """POST /auth/users/register (autoconfirm on in the stand-in): the JSON body."""
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    response = await client.post(
+        "/auth/users/register", json={"email": email, "password": password, **fields}
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def login_user(
+    client: httpx.AsyncClient, email: str, password: str = USER_PASSWORD
+) -> dict[str, Any]:
+    """POST /auth/users/login: the session JSON."""
+    response = await client.post("/auth/users/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -1,0 +1,288 @@
+"""Human-user use cases: endpoint -> this service -> IdentityProvider / ProfileRepository.
+
+Every path that first sees a user (register, login, verify, OAuth callback, MFA, refresh, /me)
+makes sure the profile row exists, so users who signed up elsewhere get one lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from auth_service.core.errors import AppError, Conflict, NotFound, ServiceUnavailable
+from auth_service.core.kv import KeyValueStore
+from auth_service.identity import errors as identity_errors
+from auth_service.identity.port import (
+    CallerContext,
+    IdentityProvider,
+    IdentitySession,
+    IdentityUser,
+    LogoutScope,
+    MfaChallenge,
+    MfaFactor,
+    OtpType,
+    ResendType,
+    TotpEnrollment,
+)
+from auth_service.users.models import Profile
+from auth_service.users.repository import ProfileRepository
+from auth_service.users.tokens import revoked_session_key, revoked_user_key
+
+logger = logging.getLogger("auth_service.users")
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
+    message = "This username is already taken."
+
+
+class RedirectNotAllowed(AppError):
+    status_code = 400
+    code = "redirect_not_allowed"
+    message = "redirect_to is not in the allow-list."
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    message = "The user was not found."
+
+
+class ProfileWriteFailed(ServiceUnavailable):
+    code = "profile_write_failed"
+    message = "The account could not be completed. Nothing was kept; please try again."
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated user, from a locally verified access token."""
+
+    user_id: uuid.UUID
+    access_token: str
+    claims: Mapping[str, Any]
+
+    @property
+    def email(self) -> str | None:
+        value = self.claims.get("email")
+        return str(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    user: IdentityUser | None
+    session: IdentitySession | None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminUserView:
+    user_id: uuid.UUID
+    identity: IdentityUser | None
+    profile: Profile | None
+    roles: list[str]
+
+
+def check_redirect(redirect_to: str | None, allow_list: list[str]) -> str | None:
+    """`redirect_to` must share scheme and host with an allowed URL and sit under its path."""
+    if redirect_to is None:
+        return None
+    target = urlsplit(redirect_to)
+    if target.scheme in ("http", "https") and target.netloc and not target.username:
+        for allowed in allow_list:
+            entry = urlsplit(allowed)
+            prefix = entry.path.rstrip("/")
+            if (entry.scheme, entry.netloc.lower()) == (target.scheme, target.netloc.lower()) and (
+                target.path == prefix or target.path.startswith(prefix + "/") or not prefix
+            ):
+                return redirect_to
+    raise RedirectNotAllowed()
+
+
+class UserService:
+    def __init__(
+        self,
+        provider: IdentityProvider,
+        profiles: ProfileRepository,
+        kv: KeyValueStore,
+        ctx: CallerContext,
+    ) -> None:
+        self.provider = provider
+        self.profiles = profiles
+        self.kv = kv
+        self.ctx = ctx
+
+    async def _seen(self, session: IdentitySession) -> IdentitySession:
+        await self.profiles.get_or_create(session.user.id)
+        return session
+
+    async def register(
+        self,
+        email: str,
+        password: str,
+        *,
+        username: str | None,
+        first_name: str | None,
+        last_name: str | None,
+        redirect_to: str | None,
+    ) -> Registration:
+        result = await self.provider.sign_up(
+            email, password, data={}, redirect_to=redirect_to, ctx=self.ctx
+        )
+        if result.obfuscated:
+            # The email already has a pending account; answer exactly as for a new one.
+            return Registration(user=None, session=None)
+        try:
+            await self.profiles.create(
+                result.user.id, username=username, first_name=first_name, last_name=last_name
+            )
+        except (IntegrityError, SQLAlchemyError) as exc:
+            # Undo the upstream account so nothing is half-done and a retry can succeed.
+            await self._compensate(result.user.id)
+            if isinstance(exc, IntegrityError):
+                raise UsernameTaken() from None
+            raise ProfileWriteFailed() from None
+        if result.session is None:
+            return Registration(user=None, session=None)
+        return Registration(user=result.user, session=result.session)
+
+    async def _compensate(self, user_id: uuid.UUID) -> None:
+        try:
+            await self.provider.admin_delete_user(user_id)
+        except AppError:
+            logger.error("registration rollback failed upstream", extra={"user_id": str(user_id)})
+
+    async def login(self, email: str, password: str) -> IdentitySession:
+        return await self._seen(
+            await self.provider.sign_in_with_password(email, password, ctx=self.ctx)
+        )
+
+    async def send_magic_link(
+        self, email: str, *, create_user: bool, redirect_to: str | None
+    ) -> None:
+        try:
+            await self.provider.send_magic_link(
+                email, create_user=create_user, redirect_to=redirect_to, ctx=self.ctx
+            )
+        except identity_errors.OtpSignupsDisabled:
+            return  # unknown email: the same answer as a known one
+
+    async def verify(
+        self, *, type: OtpType, email: str | None, token: str | None, token_hash: str | None
+    ) -> IdentitySession:
+        session = await self.provider.verify_otp(
+            type=type, email=email, token=token, token_hash=token_hash, ctx=self.ctx
+        )
+        return await self._seen(session)
+
+    async def resend(self, *, type: ResendType, email: str, redirect_to: str | None) -> None:
+        await self.provider.resend(type=type, email=email, redirect_to=redirect_to, ctx=self.ctx)
+
+    async def refresh(self, refresh_token: str) -> IdentitySession:
+        return await self._seen(await self.provider.refresh(refresh_token, ctx=self.ctx))
+
+    async def logout(self, caller: Caller, scope: LogoutScope) -> None:
+        """Deny the token's session (or every session) locally until exp, then revoke upstream.
+
+        Local first: even if Supabase is down, the token stops working with us at once.
+        """
+        now = time.time()
+        exp = int(caller.claims.get("exp", now))
+        ttl = max(1, exp - int(now))
+        session_id = caller.claims.get("session_id")
+        if session_id:
+            await self.kv.set(revoked_session_key(str(session_id)), "1", ttl)
+        if scope == "global":
+            # Any token issued up to now is refused; keep the mark as long as a token can live.
+            lifetime = max(ttl, exp - int(caller.claims.get("iat", now)))
+            await self.kv.set(revoked_user_key(caller.user_id), str(int(now)), lifetime)
+        with contextlib.suppress(identity_errors.SessionNotFound):  # already gone upstream
+            await self.provider.sign_out(caller.access_token, scope=scope, ctx=self.ctx)
+
+    async def reset_password(self, email: str, redirect_to: str | None) -> None:
+        await self.provider.reset_password(email, redirect_to=redirect_to, ctx=self.ctx)
+
+    async def update_password(self, caller: Caller, password: str) -> None:
+        await self.provider.update_password(caller.access_token, password, ctx=self.ctx)
+
+    async def me(self, caller: Caller) -> Profile:
+        return await self.profiles.get_or_create(caller.user_id)
+
+    async def update_me(self, caller: Caller, fields: dict[str, Any]) -> Profile:
+        await self.profiles.get_or_create(caller.user_id)
+        username = fields.get("username")
+        if username and await self.profiles.username_taken(username, except_user=caller.user_id):
+            raise UsernameTaken()
+        try:
+            profile = await self.profiles.update(caller.user_id, **fields)
+        except IntegrityError:
+            raise UsernameTaken() from None  # lost a race for the same username
+        assert profile is not None  # noqa: S101 - created above in this transaction
+        return profile
+
+    def oauth_authorize_url(self, provider: str, *, redirect_to: str, code_challenge: str) -> str:
+        return self.provider.oauth_authorize_url(
+            provider, redirect_to=redirect_to, code_challenge=code_challenge
+        )
+
+    async def oauth_callback(self, auth_code: str, code_verifier: str) -> IdentitySession:
+        return await self._seen(
+            await self.provider.exchange_code(auth_code, code_verifier, ctx=self.ctx)
+        )
+
+    async def mfa_enroll(self, caller: Caller, friendly_name: str | None) -> TotpEnrollment:
+        return await self.provider.mfa_enroll(
+            caller.access_token, friendly_name=friendly_name, ctx=self.ctx
+        )
+
+    async def mfa_challenge(self, caller: Caller, factor_id: str) -> MfaChallenge:
+        return await self.provider.mfa_challenge(caller.access_token, factor_id, ctx=self.ctx)
+
+    async def mfa_verify(
+        self, caller: Caller, factor_id: str, challenge_id: str, code: str
+    ) -> IdentitySession:
+        session = await self.provider.mfa_verify(
+            caller.access_token, factor_id, challenge_id=challenge_id, code=code, ctx=self.ctx
+        )
+        return await self._seen(session)
+
+    async def mfa_factors(self, caller: Caller) -> list[MfaFactor]:
+        return await self.provider.mfa_list_factors(caller.access_token, ctx=self.ctx)
+
+    async def mfa_unenroll(self, caller: Caller, factor_id: str) -> None:
+        await self.provider.mfa_unenroll(caller.access_token, factor_id, ctx=self.ctx)
+
+
+class AdminUserService:
+    def __init__(self, provider: IdentityProvider | None, profiles: ProfileRepository) -> None:
+        self.provider = provider
+        self.profiles = profiles
+
+    async def get(self, user_id: uuid.UUID) -> AdminUserView:
+        identity = await self.provider.admin_get_user(user_id) if self.provider else None
+        profile = await self.profiles.get(user_id)
+        if identity is None and profile is None:
+            raise UserNotFound()
+        return AdminUserView(
+            user_id=user_id,
+            identity=identity,
+            profile=profile,
+            roles=await self.profiles.role_names(user_id),
+        )
+
+    async def delete(self, user_id: uuid.UUID) -> None:
+        """Our rows first (rolled back if the upstream delete fails), then the Supabase user."""
+        had_profile = await self.profiles.delete(user_id)
+        await self.profiles.delete_role_assignments(user_id)
+        if self.provider is None:
+            if not had_profile:
+                raise UserNotFound()
+            return
+        if not had_profile and await self.provider.admin_get_user(user_id) is None:
+            raise UserNotFound()
+        await self.provider.admin_delete_user(user_id)

@@ -1,0 +1,162 @@
+"""Local verification of Supabase user JWTs: no network call per request.
+
+Asymmetric tokens (with a `kid`) are checked against the project's JWKS, fetched with httpx
+(PyJWKClient is synchronous urllib and would block the loop) and cached; an unknown `kid`
+triggers one refetch, at most every `min_refetch_seconds`. HS256 tokens are checked with
+SUPABASE_JWT_SECRET when it is set. Logged-out sessions are refused through the denylist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import jwt
+
+from auth_service.core.kv import KeyValueStore
+from auth_service.core.security import Identity
+
+logger = logging.getLogger("auth_service.users.tokens")
+
+ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})
+AUDIENCE = "authenticated"
+
+
+def revoked_session_key(session_id: str) -> str:
+    return f"revoked:session:{session_id}"
+
+
+def revoked_user_key(user_id: uuid.UUID | str) -> str:
+    return f"revoked:user:{user_id}"
+
+
+class JwksCache:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        *,
+        apikey: str,
+        cache_seconds: float,
+        min_refetch_seconds: float,
+    ) -> None:
+        self._http = http
+        self._url = url
+        self._headers = {"apikey": apikey}
+        self._cache_seconds = cache_seconds
+        self._min_refetch_seconds = min_refetch_seconds
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    async def get(self, kid: str) -> jwt.PyJWK | None:
+        now = time.monotonic()
+        fresh = self._fetched_at is not None and now - self._fetched_at < self._cache_seconds
+        key = self._keys.get(kid)
+        if key is not None and fresh:
+            return key
+        # Stale cache, or an unknown kid (a rotated key): refetch, but not on every bad token.
+        if (
+            self._fetched_at is None
+            or not fresh
+            or now - self._fetched_at >= self._min_refetch_seconds
+        ):
+            await self._refresh(self._fetched_at)
+        return self._keys.get(kid)
+
+    async def _refresh(self, seen_fetch: float | None) -> None:
+        async with self._lock:
+            if self._fetched_at != seen_fetch:
+                return  # another request refreshed while we waited
+            try:
+                response = await self._http.get(self._url, headers=self._headers)
+                response.raise_for_status()
+                keys: dict[str, jwt.PyJWK] = {}
+                for data in response.json().get("keys", []):
+                    if data.get("kid") and data.get("alg") in ASYMMETRIC_ALGORITHMS:
+                        keys[data["kid"]] = jwt.PyJWK(data)
+            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+                # Keep serving the keys we have; an outage must not log everyone out.
+                logger.warning("jwks fetch failed", extra={"error_type": type(exc).__name__})
+                self._fetched_at = time.monotonic()
+                return
+            self.fetches += 1
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+
+
+class SupabaseTokenVerifier:
+    """Also the `TokenResolver` for user JWTs: returns None for anything it does not accept."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        jwks: JwksCache | None,
+        hs256_secret: str | None,
+        kv: KeyValueStore,
+    ) -> None:
+        self.issuer = issuer
+        self.jwks = jwks
+        self.hs256_secret = hs256_secret
+        self.kv = kv
+
+    async def verify(self, token: str) -> dict[str, Any] | None:
+        try:
+            header = jwt.get_unverified_header(token)
+            # Cheap pre-check so foreign tokens (our machine tokens) never trigger a JWKS fetch.
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return None
+        if unverified.get("iss") != self.issuer:
+            return None
+        alg = header.get("alg")
+        key: Any
+        if alg == "HS256":
+            if not self.hs256_secret:
+                return None
+            key = self.hs256_secret
+        elif alg in ASYMMETRIC_ALGORITHMS and self.jwks is not None:
+            kid = header.get("kid")
+            if not isinstance(kid, str):
+                return None
+            jwk = await self.jwks.get(kid)
+            if jwk is None or jwk.algorithm_name != alg:
+                return None
+            key = jwk
+        else:
+            return None  # `none` and everything else we did not allow
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=AUDIENCE,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+            uuid.UUID(str(claims["sub"]))
+        except (jwt.PyJWTError, ValueError):
+            return None
+        if await self._revoked(claims):
+            return None
+        return claims
+
+    async def _revoked(self, claims: Mapping[str, Any]) -> bool:
+        session_id = claims.get("session_id")
+        if session_id and await self.kv.exists(revoked_session_key(str(session_id))):
+            return True
+        cutoff = await self.kv.get(revoked_user_key(str(claims["sub"])))
+        return cutoff is not None and int(claims["iat"]) <= int(float(cutoff))
+
+    async def resolve(self, token: str) -> Identity | None:
+        claims = await self.verify(token)
+        if claims is None:
+            return None
+        return Identity(kind="user", subject=uuid.UUID(str(claims["sub"])), claims=claims)
