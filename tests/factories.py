@@ -120,3 +120,53 @@ async def login_user(
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+# --- rbac (roles, permissions, assignments helper) --------------------------------------------
+
+from sqlalchemy import select  # noqa: E402
+
+from auth_service.rbac.models import Permission, Role, RolePermission, UserRole  # noqa: E402
+from auth_service.users.models import Profile  # noqa: E402
+
+
+async def create_permission(app: FastAPI, name: str, description: str | None = None) -> uuid.UUID:
+    """A permission row, committed; its id."""
+    async with app.state.session_factory.begin() as session:
+        permission = Permission(name=name, description=description)
+        session.add(permission)
+        await session.flush()
+        return permission.id
+
+
+async def create_role(
+    app: FastAPI, name: str | None = None, permissions: Sequence[str] = ()
+) -> uuid.UUID:
+    """A role holding `permissions` (by name, created when missing), committed; its id."""
+    async with app.state.session_factory.begin() as session:
+        role = Role(name=name or f"role-{uuid.uuid4().hex[:10]}")
+        session.add(role)
+        await session.flush()
+        for perm_name in permissions:
+            perm_id = await session.scalar(
+                select(Permission.id).where(Permission.name == perm_name)
+            )
+            if perm_id is None:
+                perm = Permission(name=perm_name)
+                session.add(perm)
+                await session.flush()
+                perm_id = perm.id
+            session.add(RolePermission(role_id=role.id, permission_id=perm_id))
+        return role.id
+
+
+async def create_profile(
+    app: FastAPI, user_id: uuid.UUID | None = None, *, roles: Sequence[uuid.UUID] = ()
+) -> uuid.UUID:
+    """A known user (a profile) holding the roles given by id; their user id."""
+    user_id = user_id or uuid.uuid4()
+    async with app.state.session_factory.begin() as session:
+        session.add(Profile(user_id=user_id))
+        await session.flush()
+        session.add_all(UserRole(user_id=user_id, role_id=role_id) for role_id in roles)
+    return user_id
