@@ -1,3 +1,185 @@
-from fastapi import APIRouter
+"""App-client admin API under /auth/admin/clients.
 
-router = APIRouter()
+Each route declares its permission (`clients:read` or `clients:write`), checked against the
+database on every call. Secrets appear in a response exactly once: at creation and rotation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from auth_service.clients.schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientPage,
+    ClientRead,
+    ClientUpdate,
+    RoleRef,
+    SecretRotated,
+)
+from auth_service.clients.service import ClientService, ClientView
+from auth_service.core.db import DbSession
+from auth_service.rbac.authorization import Principal, permission_doc, require_permission
+
+router = APIRouter(prefix="/auth/admin/clients", tags=["clients"])
+
+
+def get_client_service(request: Request, session: DbSession) -> ClientService:
+    return ClientService(session, request.app.state.settings)
+
+
+Clients = Annotated[ClientService, Depends(get_client_service)]
+ClientsReader = Annotated[Principal, Depends(require_permission("clients:read"))]
+ClientsWriter = Annotated[Principal, Depends(require_permission("clients:write"))]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, invalid, expired or revoked bearer token."},
+    403: {"description": "The caller lacks the required permission."},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown client or role."}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The name is taken."}}
+
+
+def _read(view: ClientView) -> ClientRead:
+    return ClientRead(**_fields(view))
+
+
+def _fields(view: ClientView) -> dict[str, Any]:
+    client = view.client
+    return {
+        "client_id": client.id,
+        "name": client.client_name,
+        "description": client.description,
+        "allowed_audiences": list(client.allowed_audiences),
+        "is_active": client.is_active,
+        "roles": [RoleRef(id=r.id, name=r.name) for r in view.roles],
+        "secret_rotation_grace_until": client.previous_secret_expires_at,
+        "created_at": client.created_at,
+        "updated_at": client.updated_at,
+    }
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ClientCreated,
+    responses={**_ERRORS, **_CONFLICT},
+    summary="Create a client (the secret is shown only in this response)",
+    **permission_doc("clients:write"),
+)
+async def create_client(
+    body: ClientCreate, service: Clients, _: ClientsWriter, response: Response
+) -> ClientCreated:
+    view, secret = await service.create(
+        name=body.name,
+        description=body.description,
+        allowed_audiences=body.allowed_audiences,
+        is_active=body.is_active,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return ClientCreated(**_fields(view), client_secret=secret)
+
+
+@router.get(
+    "",
+    response_model=ClientPage,
+    responses=_ERRORS,
+    summary="List clients",
+    **permission_doc("clients:read"),
+)
+async def list_clients(
+    service: Clients, _: ClientsReader, limit: Limit = 50, offset: Offset = 0
+) -> ClientPage:
+    views, total = await service.page(limit=limit, offset=offset)
+    return ClientPage(items=[_read(v) for v in views], total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{client_id}",
+    response_model=ClientRead,
+    responses={**_ERRORS, **_NOT_FOUND},
+    summary="Read a client",
+    **permission_doc("clients:read"),
+)
+async def get_client(client_id: uuid.UUID, service: Clients, _: ClientsReader) -> ClientRead:
+    return _read(await service.get(client_id))
+
+
+@router.put(
+    "/{client_id}",
+    response_model=ClientRead,
+    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    summary="Replace a client's name, description, audiences and active flag",
+    **permission_doc("clients:write"),
+)
+async def update_client(
+    client_id: uuid.UUID, body: ClientUpdate, service: Clients, _: ClientsWriter
+) -> ClientRead:
+    view = await service.update(
+        client_id,
+        name=body.name,
+        description=body.description,
+        allowed_audiences=body.allowed_audiences,
+        is_active=body.is_active,
+    )
+    return _read(view)
+
+
+@router.delete(
+    "/{client_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_ERRORS, **_NOT_FOUND},
+    summary="Delete a client; its tokens stop working at once",
+    **permission_doc("clients:write"),
+)
+async def delete_client(client_id: uuid.UUID, service: Clients, _: ClientsWriter) -> Response:
+    await service.delete(client_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{client_id}/secret",
+    response_model=SecretRotated,
+    responses={**_ERRORS, **_NOT_FOUND},
+    summary="Rotate the secret; the previous one works until the grace period ends",
+    **permission_doc("clients:write"),
+)
+async def rotate_secret(
+    client_id: uuid.UUID, service: Clients, _: ClientsWriter, response: Response
+) -> SecretRotated:
+    secret, expires = await service.rotate_secret(client_id)
+    response.headers["Cache-Control"] = "no-store"
+    return SecretRotated(
+        client_id=client_id, client_secret=secret, previous_secret_expires_at=expires
+    )
+
+
+@router.post(
+    "/{client_id}/roles/{role_id}",
+    response_model=ClientRead,
+    responses={**_ERRORS, **_NOT_FOUND},
+    summary="Assign a role (idempotent)",
+    **permission_doc("clients:write"),
+)
+async def assign_role(
+    client_id: uuid.UUID, role_id: uuid.UUID, service: Clients, _: ClientsWriter
+) -> ClientRead:
+    return _read(await service.assign_role(client_id, role_id))
+
+
+@router.delete(
+    "/{client_id}/roles/{role_id}",
+    response_model=ClientRead,
+    responses={**_ERRORS, **_NOT_FOUND},
+    summary="Remove a role (idempotent)",
+    **permission_doc("clients:write"),
+)
+async def remove_role(
+    client_id: uuid.UUID, role_id: uuid.UUID, service: Clients, _: ClientsWriter
+) -> ClientRead:
+    return _read(await service.remove_role(client_id, role_id))

@@ -1,0 +1,191 @@
+"""Verify auth_service access tokens in a resource server (another backend service).
+
+    from auth_service.verifier import TokenVerifier
+
+    verifier = TokenVerifier(
+        "https://auth.example.com/.well-known/jwks.json",
+        issuer="https://auth.example.com",
+        audience="orders-api",
+    )
+
+    OrdersReader = Annotated[VerifiedToken, Depends(verifier.require_permissions("orders:read"))]
+
+    @app.get("/orders")
+    async def orders(token: OrdersReader): ...
+
+Keys are fetched with httpx and cached; an unknown `kid` triggers a refetch (at most once per
+`min_refetch_seconds`, so a flood of forged kids cannot hammer the JWKS endpoint). Only the
+allow-listed asymmetric algorithms are accepted, and each key only with its own algorithm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+from fastapi import HTTPException, Request
+
+__all__ = ["InvalidToken", "TokenVerifier", "VerifiedToken", "require_permissions"]
+
+_ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt"})
+_ASYMMETRIC = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA"})
+
+
+class InvalidToken(Exception):
+    """The token is not one we accept (the reason is for logs, never for the caller)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    subject: str
+    client_id: str
+    roles: frozenset[str]
+    permissions: frozenset[str]
+    claims: dict[str, Any] = field(repr=False)
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        jwks_url: str,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Sequence[str] = ("ES256",),
+        cache_seconds: float = 300.0,
+        min_refetch_seconds: float = 10.0,
+        leeway_seconds: float = 0.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        unsafe = set(algorithms) - _ASYMMETRIC
+        if unsafe:
+            # HS* with a public JWKS would let anyone holding the public key mint tokens.
+            raise ValueError(f"not allowed for JWKS verification: {sorted(unsafe)}")
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = frozenset(algorithms)
+        self.cache_seconds = cache_seconds
+        self.min_refetch_seconds = min_refetch_seconds
+        self.leeway = leeway_seconds
+        self._http = http_client
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def verify(self, token: str) -> VerifiedToken:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        if str(header.get("typ", "")).lower() not in _ACCEPTED_TYP:
+            raise InvalidToken("not an access token (typ)")
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise InvalidToken("algorithm not allowed")
+        key = await self._key(str(header.get("kid", "")))
+        if key.algorithm_name != alg:
+            raise InvalidToken("algorithm does not match the key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        permissions = claims.get("permissions") or []
+        roles = claims.get("roles") or []
+        return VerifiedToken(
+            subject=str(claims["sub"]),
+            client_id=str(claims.get("client_id", claims["sub"])),
+            roles=frozenset(str(r) for r in roles),
+            permissions=frozenset(str(p) for p in permissions),
+            claims=claims,
+        )
+
+    async def _key(self, kid: str) -> jwt.PyJWK:
+        if time.monotonic() - self._fetched_at > self.cache_seconds:
+            await self._refresh(force=True)
+        key = self._keys.get(kid)
+        if key is None:
+            await self._refresh(force=False)  # maybe a key rotated in since the last fetch
+            key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken("unknown key id")
+        return key
+
+    async def _refresh(self, *, force: bool) -> None:
+        async with self._lock:
+            since = time.monotonic() - self._fetched_at
+            if since < min(self.min_refetch_seconds, self.cache_seconds if force else float("inf")):
+                return  # someone else just fetched, or we refetched too recently
+            try:
+                if self._http is not None:
+                    response = await self._http.get(self.jwks_url)
+                else:
+                    async with httpx.AsyncClient(timeout=5.0) as client:
+                        response = await client.get(self.jwks_url)
+                response.raise_for_status()
+                jwks = jwt.PyJWKSet.from_dict(response.json())
+            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+                self._fetched_at = time.monotonic()  # back off; keep the keys we have
+                if not self._keys:
+                    raise InvalidToken("signing keys unavailable") from exc
+                return
+            self._keys = {
+                key.key_id: key
+                for key in jwks.keys
+                if key.key_id and key.algorithm_name in self.algorithms
+            }
+            self._fetched_at = time.monotonic()
+
+    def require_permissions(
+        self, *permissions: str
+    ) -> Callable[[Request], Awaitable[VerifiedToken]]:
+        """FastAPI dependency: a valid bearer token holding every permission named."""
+        needed = frozenset(permissions)
+
+        async def dependency(request: Request) -> VerifiedToken:
+            header = request.headers.get("authorization", "")
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise HTTPException(
+                    401, "A bearer token is required.", {"WWW-Authenticate": "Bearer"}
+                )
+            try:
+                verified = await self.verify(value.strip())
+            except InvalidToken as exc:
+                raise HTTPException(
+                    401,
+                    "The token is invalid or expired.",
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                ) from exc
+            if not needed <= verified.permissions:
+                raise HTTPException(
+                    403,
+                    "The token lacks a required permission.",
+                    {"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+                )
+            return verified
+
+        return dependency
+
+
+def require_permissions(*permissions: str) -> Callable[[Request], Awaitable[VerifiedToken]]:
+    """`TokenVerifier.require_permissions` with the verifier at `app.state.token_verifier`."""
+
+    async def dependency(request: Request) -> VerifiedToken:
+        verifier: TokenVerifier = request.app.state.token_verifier
+        return await verifier.require_permissions(*permissions)(request)
+
+    return dependency
