@@ -525,7 +525,7 @@ class GoTrueStandIn:
             secret=pyotp.random_base32(),
         )
         user.factors[factor.id] = factor
-        uri = pyotp.TOTP(factor.secret).provisioning_uri(user.email, issuer_name="standin")
+        uri = pyotp.TOTP(factor.secret).provisioning_uri(name=user.email, issuer_name="standin")
         return JSONResponse(
             {
                 "id": factor.id,

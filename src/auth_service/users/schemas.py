@@ -8,7 +8,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, model_validator
 
-Username = Field(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")
+Username = Field(default=None, min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")
 Password = Field(min_length=1, max_length=256)
 RedirectTo = Field(default=None, max_length=2048, description="Checked against the allow-list.")
 
