@@ -35,6 +35,7 @@ SERVICE_ROLE_KEY = "standin-service-role-key"
 JWT_SECRET = "standin-jwt-secret-with-at-least-32-characters"
 API_VERSION = "2024-01-01"
 OAUTH_PROVIDERS = frozenset({"github", "google"})
+OPEN_PATHS = frozenset({"/auth/v1/authorize", "/auth/v1/.well-known/jwks.json"})
 
 
 def _now_iso() -> str:
@@ -660,7 +661,9 @@ class GoTrueStandIn:
                 if failure.code is None:
                     return Response("upstream exploded", failure.status, media_type="text/plain")
                 return self._error(GoTrueError(failure.status, failure.code, "forced"), versioned)
-            if request.headers.get("apikey") not in (ANON_KEY, SERVICE_ROLE_KEY):
+            # Like Supabase's gateway: browser-facing routes are open, the rest needs an apikey.
+            open_route = request.url.path in OPEN_PATHS
+            if not open_route and request.headers.get("apikey") not in (ANON_KEY, SERVICE_ROLE_KEY):
                 return self._error(GoTrueError(401, "no_api_key", "Invalid API key"), versioned)
             try:
                 raw = await request.body()
