@@ -55,7 +55,8 @@ def _request(method: str, path: str) -> dict[str, Any]:
     for param in ("role_id", "permission_id", "user_id"):
         url = url.replace("{" + param + "}", str(uuid.uuid4()))
     kwargs: dict[str, Any] = {"method": method, "url": url}
-    if (method in ("POST", "PUT") and url.endswith(("/roles", "/permissions"))) or method == "PUT":
+    creates = method == "POST" and path in ("/auth/admin/roles", "/auth/admin/permissions")
+    if creates or method == "PUT":
         kwargs["json"] = {"name": "probe:x" if "/permissions" in path else "probe"}
     return kwargs
 
