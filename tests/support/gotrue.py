@@ -262,7 +262,7 @@ class GoTrueStandIn:
             "last_sign_in_at": user.last_sign_in_at,
             "updated_at": user.created_at,
         }
-        return {
+        body: dict[str, Any] = {
             "id": user.id,
             "aud": "authenticated",
             "role": "authenticated",
@@ -274,7 +274,12 @@ class GoTrueStandIn:
             "app_metadata": {"provider": user.provider, "providers": [user.provider]},
             "user_metadata": user.user_metadata,
             "identities": [identity] if identities else [],
-            "factors": [
+            "created_at": user.created_at,
+            "updated_at": user.created_at,
+            "is_anonymous": False,
+        }
+        if user.factors:  # GoTrue omits the key when there are none
+            body["factors"] = [
                 {
                     "id": f.id,
                     "friendly_name": f.friendly_name,
@@ -285,11 +290,7 @@ class GoTrueStandIn:
                 }
                 for f in user.factors.values()
             ]
-            or None,
-            "created_at": user.created_at,
-            "updated_at": user.created_at,
-            "is_anonymous": False,
-        }
+        return body
 
     def _authenticate(self, request: Request) -> tuple[User, Session]:
         header = request.headers.get("authorization", "")
