@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -195,3 +196,16 @@ async def test_machine_tokens_are_not_user_tokens(client: httpx.AsyncClient, app
     headers = await admin_headers(app, client)
     response = await client.get("/auth/users/me", headers=headers)
     assert response.status_code == 401
+
+
+async def test_unreachable_denylist_fails_closed_with_503(
+    app_with: AppWith, gotrue: GoTrueStandIn
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"  # bound, never listening
+        user = gotrue.create_user("nodeny@example.com", "x")
+        async with app_with(redis_url=dead) as client:
+            response = await client.get("/auth/users/me", headers=bearer(gotrue.mint_token(user)))
+    assert response.status_code == 503
+    assert response.json()["error"] == "service_unavailable"

@@ -19,7 +19,9 @@ from typing import Any
 
 import httpx
 import jwt
+from redis.exceptions import RedisError
 
+from auth_service.core.errors import ServiceUnavailable
 from auth_service.core.kv import KeyValueStore
 from auth_service.core.security import Identity
 
@@ -169,10 +171,15 @@ class SupabaseTokenVerifier:
         return claims
 
     async def _revoked(self, claims: Mapping[str, Any]) -> bool:
-        session_id = claims.get("session_id")
-        if session_id and await self.kv.exists(revoked_session_key(str(session_id))):
-            return True
-        cutoff = await self.kv.get(revoked_user_key(str(claims["sub"])))
+        try:
+            session_id = claims.get("session_id")
+            if session_id and await self.kv.exists(revoked_session_key(str(session_id))):
+                return True
+            cutoff = await self.kv.get(revoked_user_key(str(claims["sub"])))
+        except (RedisError, OSError) as exc:
+            # Fail closed: without the denylist a logged-out token could pass.
+            logger.warning("denylist unavailable", extra={"error_type": type(exc).__name__})
+            raise ServiceUnavailable("The session store is unavailable. Try again later.") from None
         return cutoff is not None and int(claims["iat"]) <= int(float(cutoff))
 
     async def resolve(self, token: str) -> Identity | None:
