@@ -209,3 +209,31 @@ async def test_unreachable_denylist_fails_closed_with_503(
             response = await client.get("/auth/users/me", headers=bearer(gotrue.mint_token(user)))
     assert response.status_code == 503
     assert response.json()["error"] == "service_unavailable"
+
+
+async def test_password_change_refuses_the_other_sessions_but_keeps_this_one(
+    client: httpx.AsyncClient,
+) -> None:
+    await register_user(client, "pw@example.com")
+    laptop = await login_user(client, "pw@example.com")
+    phone = (await login_user(client, "pw@example.com"))["access_token"]
+    changed = await client.post(
+        "/auth/users/password/update",
+        json={"password": "Changed-pass-7"},
+        headers=bearer(laptop["access_token"]),
+    )
+    assert changed.status_code == 200, changed.text
+    # Supabase signed the phone out; its still-unexpired access token stops with us too.
+    assert await me_status(client, phone) == 401
+    assert await me_status(client, laptop["access_token"]) == 200
+    refreshed = await client.post(
+        "/auth/users/token/refresh", json={"refresh_token": laptop["refresh_token"]}
+    )
+    assert refreshed.status_code == 200
+    assert await me_status(client, refreshed.json()["access_token"]) == 200
+    # A later global logout from another session still reaches the spared one.
+    await asyncio.sleep(1.1)
+    tablet = (await login_user(client, "pw@example.com", "Changed-pass-7"))["access_token"]
+    out = await client.post("/auth/users/logout?scope=global", headers=bearer(tablet))
+    assert out.status_code == 204
+    assert await me_status(client, refreshed.json()["access_token"]) == 401

@@ -34,7 +34,7 @@ from auth_service.identity.port import (
 )
 from auth_service.users.models import Profile
 from auth_service.users.repository import ProfileRepository
-from auth_service.users.tokens import revoked_session_key, revoked_user_key
+from auth_service.users.tokens import kept_session_key, revoked_session_key, revoked_user_key
 
 logger = logging.getLogger("auth_service.users")
 
@@ -198,17 +198,28 @@ class UserService:
         if session_id:
             await self.kv.set(revoked_session_key(str(session_id)), "1", ttl)
         if scope == "global":
-            # Any token issued up to now is refused; keep the mark as long as a token can live.
-            lifetime = max(ttl, exp - int(caller.claims.get("iat", now)))
-            await self.kv.set(revoked_user_key(caller.user_id), str(int(now)), lifetime)
+            await self._cut_off(caller, now)
         with contextlib.suppress(identity_errors.SessionNotFound):  # already gone upstream
             await self.provider.sign_out(caller.access_token, scope=scope, ctx=self.ctx)
 
     async def reset_password(self, email: str, redirect_to: str | None) -> None:
         await self.provider.reset_password(email, redirect_to=redirect_to, ctx=self.ctx)
 
+    async def _cut_off(self, caller: Caller, now: float, *, keep_current: bool = False) -> None:
+        """Refuse every token of the user issued up to now (optionally sparing this session)."""
+        exp = int(caller.claims.get("exp", now))
+        # Keep the mark as long as any token issued before now can live.
+        lifetime = max(1, exp - int(now), exp - int(caller.claims.get("iat", now)))
+        cutoff = str(int(now))
+        session_id = caller.claims.get("session_id")
+        if keep_current and session_id:
+            await self.kv.set(kept_session_key(str(session_id)), cutoff, lifetime)
+        await self.kv.set(revoked_user_key(caller.user_id), cutoff, lifetime)
+
     async def update_password(self, caller: Caller, password: str) -> None:
         await self.provider.update_password(caller.access_token, password, ctx=self.ctx)
+        # Supabase signs the user's other sessions out; make their access tokens stop too.
+        await self._cut_off(caller, time.time(), keep_current=True)
 
     async def me(self, caller: Caller) -> Profile:
         return await self.profiles.get_or_create(caller.user_id)

@@ -39,6 +39,12 @@ def revoked_user_key(user_id: uuid.UUID | str) -> str:
     return f"revoked:user:{user_id}"
 
 
+def kept_session_key(session_id: str) -> str:
+    """A session spared by the user's cutoff (value: that cutoff), e.g. the one that changed
+    the password while every other session was signed out."""
+    return f"revoked:kept:{session_id}"
+
+
 def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Header and claims without verification, for routing only; jwt.decode checks everything.
 
@@ -176,11 +182,15 @@ class SupabaseTokenVerifier:
             if session_id and await self.kv.exists(revoked_session_key(str(session_id))):
                 return True
             cutoff = await self.kv.get(revoked_user_key(str(claims["sub"])))
+            if cutoff is None or int(claims["iat"]) > int(float(cutoff)):
+                return False
+            # Only pay for this lookup when the cutoff applies.
+            kept = await self.kv.get(kept_session_key(str(session_id))) if session_id else None
         except (RedisError, OSError) as exc:
             # Fail closed: without the denylist a logged-out token could pass.
             logger.warning("denylist unavailable", extra={"error_type": type(exc).__name__})
             raise ServiceUnavailable("The session store is unavailable. Try again later.") from None
-        return cutoff is not None and int(claims["iat"]) <= int(float(cutoff))
+        return kept != cutoff
 
     async def resolve(self, token: str) -> Identity | None:
         claims = await self.verify(token)
