@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from auth_service.core.embedded_pg import embedded_postgres
 from tests.conftest import _plain_dsn, create_database, drop_database, run_alembic
 
 HOOK = "public.custom_access_token_hook(jsonb)"
@@ -195,3 +197,45 @@ async def test_permission_names_are_checked_by_the_database_too(supabase_db: str
         )
     finally:
         await conn.close()
+
+
+async def test_without_supabase_roles_the_grants_are_skipped_on_embedded_postgres(
+    tmp_path: Path,
+) -> None:
+    """Roles are cluster-wide and the shared test server may have Supabase's by now, so the
+    skip path runs on a private embedded server (the `make run` default), which has none."""
+    with embedded_postgres(tmp_path / "pgdata", delete=True) as url:
+        conn = await _connect(url)
+        try:
+            supabase_roles = await conn.fetchval(
+                "SELECT count(*) FROM pg_roles"
+                " WHERE rolname IN ('supabase_auth_admin', 'authenticated', 'anon')"
+            )
+            assert supabase_roles == 0
+        finally:
+            await conn.close()
+
+        await run_alembic(url)
+        conn = await _connect(url)
+        try:
+            event = {"user_id": str(uuid.uuid4()), "claims": {"role": "authenticated"}}
+            result = json.loads(
+                await conn.fetchval(
+                    "SELECT public.custom_access_token_hook($1::jsonb)::text", json.dumps(event)
+                )
+            )
+            assert result == {"claims": {"role": "authenticated", "roles": [], "permissions": []}}
+            public_grants = await conn.fetchval(
+                "SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a"
+                " WHERE p.oid = $1::regprocedure AND a.grantee = 0",
+                HOOK,
+            )
+            assert public_grants == 0
+        finally:
+            await conn.close()
+        await run_alembic(url, "downgrade", "20261126_0002")
+        conn = await _connect(url)
+        try:
+            assert await conn.fetchval("SELECT to_regprocedure($1)", HOOK) is None
+        finally:
+            await conn.close()
