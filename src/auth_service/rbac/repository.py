@@ -18,6 +18,8 @@ from auth_service.rbac.models import Permission, Role, RolePermission, UserRole
 from auth_service.users.models import Profile
 
 _UNIQUE_VIOLATION = "23505"
+# Names sort in byte order whatever the server's locale, as in the claims SQL functions.
+BYTE_ORDER = "C"
 
 
 def _is_unique_violation(exc: IntegrityError) -> bool:
@@ -92,7 +94,11 @@ class NamedRepository(Generic[Named]):
             select(func.count()).select_from(self.model).where(*where)
         )
         rows = await self.session.scalars(
-            select(self.model).where(*where).order_by(self.model.name).limit(limit).offset(offset)
+            select(self.model)
+            .where(*where)
+            .order_by(self.model.name.collate(BYTE_ORDER))
+            .limit(limit)
+            .offset(offset)
         )
         return rows.all(), total or 0
 
@@ -214,7 +220,7 @@ class AssignmentRepository:
             select(Permission, RolePermission.assigned_at)
             .join(RolePermission, RolePermission.permission_id == Permission.id)
             .where(RolePermission.role_id == role_id)
-            .order_by(Permission.name)
+            .order_by(Permission.name.collate(BYTE_ORDER))
         )
         return [(permission, assigned_at) for permission, assigned_at in rows]
 
@@ -245,7 +251,7 @@ class AssignmentRepository:
             select(Role, UserRole.assigned_at)
             .join(UserRole, UserRole.role_id == Role.id)
             .where(UserRole.user_id == user_id)
-            .order_by(Role.name)
+            .order_by(Role.name.collate(BYTE_ORDER))
         )
         return [(role, assigned_at) for role, assigned_at in rows]
 
