@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     token_issuer: str = "http://127.0.0.1:8000"
     default_audience: str = "auth-service"
+    client_cache_ttl_seconds: int = 30
 
     # --- Supabase Auth -------------------------------------------------------------------
     supabase_url: str | None = None
