@@ -18,6 +18,9 @@ depends_on: str | Sequence[str] | None = None
 
 SCHEMA = "auth_service_data"
 
+# Every table the token endpoint's client cache depends on (oauth2/client_cache.py).
+NOTIFY_TABLES = ("app_clients", "app_client_roles", "roles", "role_permissions", "permissions")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -53,9 +56,30 @@ def upgrade() -> None:
         ),
         schema=SCHEMA,
     )
+    # Tell every replica to drop its cached client credentials after any change.
+    op.execute(
+        f"""
+        CREATE FUNCTION {SCHEMA}.notify_client_change() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('auth_service_clients', TG_TABLE_NAME);
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    for table in NOTIFY_TABLES:
+        op.execute(
+            f"CREATE TRIGGER notify_client_change"
+            f" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {SCHEMA}.{table}"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.notify_client_change()"
+        )
 
 
 def downgrade() -> None:
+    for table in NOTIFY_TABLES:
+        op.execute(f"DROP TRIGGER IF EXISTS notify_client_change ON {SCHEMA}.{table}")
+    op.execute(f"DROP FUNCTION IF EXISTS {SCHEMA}.notify_client_change()")
     op.drop_column("app_clients", "allowed_audiences", schema=SCHEMA)
     op.drop_column("app_clients", "previous_secret_expires_at", schema=SCHEMA)
     op.drop_column("app_clients", "previous_secret_hash", schema=SCHEMA)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs published
 from sqlalchemy import ColumnClause, delete, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,6 +56,51 @@ _CREDENTIALS_QUERY = (
     .outerjoin(Permission, Permission.id == RolePermission.permission_id)
     .group_by(AppClient.id)
 )
+
+
+# The same query in SQL for the token hot path, run on asyncpg directly: a prepared statement
+# (asyncpg caches it per connection), no ORM, no BEGIN/COMMIT, one round trip.
+_CREDENTIALS_SQL = """
+SELECT c.id, c.client_secret_hash, c.previous_secret_hash, c.previous_secret_expires_at,
+       c.is_active, c.allowed_audiences,
+       coalesce(array_agg(DISTINCT r.name) FILTER (WHERE r.name IS NOT NULL), '{}') AS roles,
+       coalesce(array_agg(DISTINCT p.name) FILTER (WHERE p.name IS NOT NULL), '{}') AS perms
+FROM auth_service_data.app_clients c
+LEFT JOIN auth_service_data.app_client_roles cr ON cr.client_id = c.id
+LEFT JOIN auth_service_data.roles r ON r.id = cr.role_id
+LEFT JOIN auth_service_data.role_permissions rp ON rp.role_id = r.id
+LEFT JOIN auth_service_data.permissions p ON p.id = rp.permission_id
+WHERE c.id = $1
+GROUP BY c.id
+"""
+_IS_ACTIVE_SQL = "SELECT is_active FROM auth_service_data.app_clients WHERE id = $1"
+
+
+class ClientCredentialsReader:
+    """Read-only client lookups for the OAuth endpoints, on a dedicated asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def credentials(self, client_id: uuid.UUID) -> ClientCredentials | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(_CREDENTIALS_SQL, client_id)
+        if row is None:
+            return None
+        return ClientCredentials(
+            id=row[0],
+            secret_hash=row[1],
+            previous_secret_hash=row[2],
+            previous_secret_expires_at=row[3],
+            is_active=row[4],
+            allowed_audiences=tuple(row[5]),
+            roles=tuple(row[6]),
+            permissions=tuple(row[7]),
+        )
+
+    async def is_active(self, client_id: uuid.UUID) -> bool:
+        async with self.pool.acquire() as conn:
+            return bool(await conn.fetchval(_IS_ACTIVE_SQL, client_id))
 
 
 class ClientRepository:

@@ -14,10 +14,10 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from auth_service.config import Settings
-from auth_service.core.db import DbSession
-from auth_service.core.ratelimit import RateLimiter, client_ip
+from auth_service.core.ratelimit import client_ip
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
 from auth_service.oauth2.lifecycle import OAuth2Runtime
 from auth_service.oauth2.service import ClientAuth, OAuthService
@@ -35,16 +35,9 @@ def _runtime(request: Request) -> OAuth2Runtime:
     return runtime
 
 
-def get_oauth_service(request: Request, session: DbSession) -> OAuthService:
-    settings: Settings = request.app.state.settings
-    runtime = _runtime(request)
-    return OAuthService(
-        session,
-        hasher=runtime.hasher,
-        codec=runtime.codec,
-        kv=request.app.state.kv,
-        default_audience=settings.default_audience,
-    )
+async def get_oauth_service(request: Request) -> OAuthService:
+    # async def: a plain def dependency would cost a thread-pool hop on every token request.
+    return _runtime(request).service
 
 
 OAuthServiceDep = Annotated[OAuthService, Depends(get_oauth_service)]
@@ -61,7 +54,10 @@ def _error(exc: OAuthError) -> JSONResponse:
 async def _params(request: Request) -> dict[str, str]:
     """Form or JSON body as single-valued string parameters."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect as exc:  # the caller is gone; nothing to log as an error
+        raise invalid_request("The request body was not received.") from exc
     if len(body) > _MAX_BODY:
         raise invalid_request("The request body is too large.")
     if media_type == _FORM:
@@ -114,12 +110,9 @@ def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth:
     raise invalid_client()
 
 
-async def _rate_limit(request: Request, name: str) -> None:
+def _rate_limit(request: Request, name: str) -> None:
     settings: Settings = request.app.state.settings
-    limiter: RateLimiter = request.app.state.rate_limiter
-    await limiter.hit(
-        settings.rate_limit_token, name, client_ip(request, settings.trust_forwarded_for)
-    )
+    _runtime(request).limiter.hit(f"{name}:{client_ip(request, settings.trust_forwarded_for)}")
 
 
 _TOKEN_BODY: dict[str, Any] = {
@@ -151,8 +144,10 @@ def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
     openapi_extra=_body_doc(_TOKEN_BODY),
     responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
 )
-async def token(request: Request, service: OAuthServiceDep) -> Response:
-    await _rate_limit(request, "token")
+async def token(request: Request) -> Response:
+    # No dependencies on the hot path: FastAPI's dependency solving costs more than the HMAC.
+    service = _runtime(request).service
+    _rate_limit(request, "token")
     try:
         params = await _params(request)
         auth = _client_auth(request, params)
@@ -181,7 +176,7 @@ _TOKEN_PARAM_BODY: dict[str, Any] = {
     openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
 )
 async def introspect(request: Request, service: OAuthServiceDep) -> Response:
-    await _rate_limit(request, "introspect")
+    _rate_limit(request, "introspect")
     try:
         params = await _params(request)
         await service.authenticate(_client_auth(request, params))
@@ -199,7 +194,7 @@ async def introspect(request: Request, service: OAuthServiceDep) -> Response:
     openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
 )
 async def revoke(request: Request, service: OAuthServiceDep) -> Response:
-    await _rate_limit(request, "revoke")
+    _rate_limit(request, "revoke")
     try:
         params = await _params(request)
         client = await service.authenticate(_client_auth(request, params))

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs published
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
+from auth_service.clients.repository import ClientCredentialsReader
 from auth_service.clients.secrets import SecretHasher
 from auth_service.config import Settings
+from auth_service.core.db import async_database_url
+from auth_service.oauth2.client_cache import ChangeListener, ClientCache, install_write_hooks
 from auth_service.oauth2.keys import KeyManager
+from auth_service.oauth2.ratelimit import LocalRateLimiter
 from auth_service.oauth2.resolver import M2MTokenResolver
+from auth_service.oauth2.service import OAuthService
 from auth_service.oauth2.tokens import TokenCodec
 
 
@@ -20,6 +27,26 @@ class OAuth2Runtime:
     keys: KeyManager
     codec: TokenCodec
     hasher: SecretHasher
+    pool: asyncpg.Pool
+    service: OAuthService
+    limiter: LocalRateLimiter
+    listener: ChangeListener
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The service's database URL as a plain libpq-style DSN for asyncpg.connect."""
+    parsed = make_url(async_database_url(url)).set(drivername="postgresql")
+    query = dict(parsed.query)
+    if "ssl" in query:  # core.db renamed libpq's sslmode for SQLAlchemy; asyncpg's DSN wants it
+        query["sslmode"] = query.pop("ssl")
+        parsed = parsed.set(query=query)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    # The token path runs single read-only statements outside transactions: nothing to reset,
+    # so skip asyncpg's reset query (a round trip on every release).
+    return None
 
 
 async def startup(app: FastAPI) -> None:
@@ -29,11 +56,28 @@ async def startup(app: FastAPI) -> None:
     codec = TokenCodec(
         keys, issuer=settings.token_issuer, ttl_seconds=settings.access_token_ttl_seconds
     )
-    app.state.oauth2 = OAuth2Runtime(
-        keys=keys,
-        codec=codec,
-        hasher=SecretHasher(settings.client_secret_pepper.get_secret_value()),
+    if not settings.auth_service_database_url:  # main.lifespan refuses to start without it
+        raise RuntimeError("AUTH_SERVICE_DATABASE_URL is not set")
+    dsn = asyncpg_dsn(settings.auth_service_database_url)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=settings.database_pool_size, reset=_no_reset
     )
+    reader = ClientCredentialsReader(pool)
+    install_write_hooks()
+    cache = ClientCache(reader, settings.client_cache_ttl_seconds)
+    listener = ChangeListener(lambda: asyncpg.connect(dsn), cache)
+    await listener.start()
+    hasher = SecretHasher(settings.client_secret_pepper.get_secret_value())
+    service = OAuthService(
+        reader,
+        cache,
+        hasher=hasher,
+        codec=codec,
+        kv=app.state.kv,
+        default_audience=settings.default_audience,
+    )
+    limiter = LocalRateLimiter(settings.rate_limit_token, settings.rate_limit_enabled)
+    app.state.oauth2 = OAuth2Runtime(keys, codec, hasher, pool, service, limiter, listener)
     app.state.token_resolvers.append(
         M2MTokenResolver(codec, app.state.kv, settings.default_audience)
     )
@@ -42,4 +86,6 @@ async def startup(app: FastAPI) -> None:
 async def shutdown(app: FastAPI) -> None:
     runtime: OAuth2Runtime | None = getattr(app.state, "oauth2", None)
     if runtime is not None:
+        await runtime.listener.stop()
         await runtime.keys.stop()
+        await runtime.pool.close()

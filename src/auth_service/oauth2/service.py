@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from auth_service.clients.repository import ClientCredentials, ClientRepository
+from auth_service.clients.repository import ClientCredentials, ClientCredentialsReader
 from auth_service.clients.secrets import DUMMY_DIGEST, SecretHasher
 from auth_service.core.kv import KeyValueStore
+from auth_service.oauth2.client_cache import ClientCache
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
 from auth_service.oauth2.tokens import TokenCodec
 
@@ -35,16 +34,20 @@ class ClientAuth:
 
 
 class OAuthService:
+    """Stateless: built once per process at startup and shared by all requests."""
+
     def __init__(
         self,
-        session: AsyncSession,
+        clients: ClientCredentialsReader,
+        cache: ClientCache,
         *,
         hasher: SecretHasher,
         codec: TokenCodec,
         kv: KeyValueStore,
         default_audience: str,
     ) -> None:
-        self.clients = ClientRepository(session)
+        self.clients = clients
+        self.cache = cache
         self.hasher = hasher
         self.codec = codec
         self.kv = kv
@@ -58,7 +61,7 @@ class OAuthService:
         except ValueError:
             client_uuid = None
         if client_uuid is not None:
-            client = await self.clients.credentials(client_uuid)
+            client = await self.cache.credentials(client_uuid)
         candidate = self.hasher.hash(auth.client_secret)
         current = client.secret_hash if client else DUMMY_DIGEST
         previous = DUMMY_DIGEST
@@ -128,6 +131,7 @@ class OAuthService:
             client_uuid = uuid.UUID(str(claims["client_id"]))
         except ValueError:
             return {"active": False}
+        # Straight from the database, never the cache: deactivation must show here at once.
         if not await self.clients.is_active(client_uuid):
             return {"active": False}
         return {"active": True, "token_type": "Bearer", **claims}

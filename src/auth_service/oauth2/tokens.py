@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +31,7 @@ class TokenCodec:
         permissions: Sequence[str],
     ) -> tuple[str, int]:
         """A signed token and its lifetime in seconds."""
-        ring = self.keys.ring
+        ring = self.keys.ring  # read once: a refresh may swap it meanwhile
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -40,18 +40,12 @@ class TokenCodec:
             "aud": audience,
             "iat": now,
             "exp": now + self.ttl,
-            "jti": uuid.uuid4().hex,
+            "jti": os.urandom(16).hex(),
             "roles": list(roles),
             "permissions": list(permissions),
             "scope": " ".join(permissions),
         }
-        token = jwt.encode(
-            claims,
-            ring.signing_key,
-            algorithm=ring.signing_algorithm,
-            headers={"typ": TOKEN_TYPE, "kid": ring.signing_kid},
-        )
-        return token, self.ttl
+        return ring.sign(claims), self.ttl
 
     def verify(self, token: str, *, audience: str | None) -> dict[str, Any] | None:
         """Claims of a valid token of ours, else None. `audience=None` accepts any audience."""

@@ -1,0 +1,219 @@
+"""`make bench`: grants/s and latency of POST /auth/token against the real database.
+
+- The app runs under uvicorn (one worker) pinned to CPU 0; wrk runs pinned to CPU 1.
+- In the same run, a bare FastAPI endpoint returning constant JSON is measured the same way:
+  the ceiling. The ratio token/ceiling is the figure of merit (target >= 0.3).
+- Then a fixed-rate run at 1,000 req/s (bench/paced.py; Debian has no wrk2) gives p99 and the
+  count of non-200 answers.
+
+Database: TEST_DATABASE_URL or AUTH_SERVICE_DATABASE_URL names a server; a throwaway database
+is created on it, migrated and dropped. Without either, the embedded PostgreSQL is used.
+Redis: REDIS_URL when set (rate limits and denylist as in production), in-process otherwise.
+The token rate limit stays ON; it is raised to 10,000,000/minute for the run, since wrk sends
+everything from one IP (say so when quoting the numbers).
+
+Environment knobs: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 64),
+BENCH_RATE (default 1000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+BIN = Path(sys.executable).parent
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+RATE = int(os.environ.get("BENCH_RATE", "1000"))
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    sys.path.insert(0, str(ROOT / "src"))
+    from sqlalchemy.engine import make_url
+
+    from auth_service.cli import migrate
+    from auth_service.core.db import async_database_url
+
+    server = os.environ.get("TEST_DATABASE_URL") or os.environ.get("AUTH_SERVICE_DATABASE_URL")
+    with contextlib.ExitStack() as stack:
+        if not server:
+            from auth_service.core.embedded_pg import embedded_postgres
+
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="auth-bench-pg-"))
+            server = stack.enter_context(embedded_postgres(Path(tmp) / "pgdata", delete=True))
+        import asyncpg
+
+        server = async_database_url(server)
+        plain = make_url(server).set(drivername="postgresql").render_as_string(False)
+        name = f"auth_bench_{uuid.uuid4().hex[:10]}"
+
+        async def admin(sql: str) -> None:
+            conn = await asyncpg.connect(plain)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        url = make_url(server).set(database=name).render_as_string(False)
+        try:
+            migrate(url)
+            yield url
+        finally:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def server(target: str, port: int, env: dict[str, str], factory: bool) -> Iterator[str]:
+    cmd = [
+        "taskset", "-c", SERVER_CPU,
+        str(BIN / "uvicorn"), target,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    if factory:
+        cmd.append("--factory")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT / "bench")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{target} did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def wrk(url: str, seconds: int, body: str, auth: str) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_BODY": body, "BENCH_AUTH": auth}
+    cmd = [
+        "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s",
+        "--latency", "-s", str(BENCH / "post.lua"), url,
+    ]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
+    data: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    return data
+
+
+def paced(url: str, body: str, auth: str) -> dict[str, Any]:
+    cmd = [
+        "taskset", "-c", LOAD_CPU, sys.executable, str(BENCH / "paced.py"),
+        url, str(RATE), str(SECONDS), body, auth,
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def check_token(base: str, body: str, auth: str) -> None:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL we built
+        f"{base}/auth/token",
+        data=body.encode(),
+        headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        token = json.loads(response.read())
+    assert token["token_type"] == "Bearer", token
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    if (os.cpu_count() or 1) < 2:
+        print("needs two CPUs (server on 0, load on 1)", file=sys.stderr)
+        return 2
+    with database() as url:
+        env = {
+            **os.environ,
+            "AUTH_SERVICE_DATABASE_URL": url,
+            "ENVIRONMENT": "development",
+            "LOGGING_LEVEL": "WARNING",
+            "RATE_LIMIT_TOKEN": "10000000/minute",
+            "PYTHONPATH": str(ROOT / "src"),
+        }
+        created = subprocess.run(
+            [str(BIN / "auth-service"), "clients", "create", "--name", "bench", "--role", "admin"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        creds = json.loads(created)
+        raw = f"{quote_plus(creds['client_id'])}:{quote_plus(creds['client_secret'])}"
+        auth = "Basic " + base64.b64encode(raw.encode()).decode()
+        body = "grant_type=client_credentials"
+
+        results: dict[str, Any] = {}
+        port = _free_port()
+        with server("bare_app:app", port, env, factory=False) as base:
+            wrk(f"{base}/ping", 3, "", "")  # warm up
+            results["bare"] = wrk(f"{base}/ping", SECONDS, "", "")
+        port = _free_port()
+        with server("auth_service.main:create_app", port, env, factory=True) as base:
+            check_token(base, body, auth)
+            wrk(f"{base}/auth/token", 3, body, auth)  # warm up: pool, caches, JIT-free CPython
+            results["token"] = wrk(f"{base}/auth/token", SECONDS, body, auth)
+            results["paced"] = paced(f"{base}/auth/token", body, auth)
+
+    bare, token, fixed = results["bare"], results["token"], results["paced"]
+    ratio = token["rps"] / bare["rps"]
+    redis = "Redis" if os.environ.get("REDIS_URL") else "in-process"
+    print()
+    print(f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s; server on CPU {SERVER_CPU}, load on CPU "
+          f"{LOAD_CPU}; rate-limit store: {redis}")  # fmt: skip
+    print()
+    print("| endpoint | req/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|")
+    for label, r in (("bare FastAPI (ceiling)", bare), ("POST /auth/token", token)):
+        print(
+            f"| {label} | {r['rps']:,.0f} | {r['p50_us'] / 1000:.2f} | "
+            f"{r['p99_us'] / 1000:.2f} | {r['non2xx']} |"
+        )
+    print()
+    print(f"ratio token/ceiling: {ratio:.2f} (target >= 0.30)")
+    print(
+        f"fixed rate {fixed['rate']} req/s for {SECONDS}s: achieved {fixed['achieved_rps']} "
+        f"req/s, p50 {fixed['p50_ms']} ms, p99 {fixed['p99_ms']} ms (target <= 10), "
+        f"non-200: {fixed['non200']}"
+    )
+    ok = ratio >= 0.3 and fixed["p99_ms"] <= 10 and fixed["non200"] == 0 and token["non2xx"] == 0
+    print("PASS" if ok else "BELOW TARGET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
