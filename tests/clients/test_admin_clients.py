@@ -313,3 +313,17 @@ async def test_deleting_a_client_kills_its_tokens_at_once(
     response = await client.get(BASE, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert (await client.get(f"{BASE}/{target_id}", headers=headers)).status_code == 404
+
+
+async def test_openapi_documents_the_permission_of_each_client_route(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert paths[BASE]["post"]["x-required-permissions"] == ["clients:write"]
+    assert paths[BASE]["get"]["x-required-permissions"] == ["clients:read"]
+    assert paths[BASE + "/{client_id}/secret"]["post"]["x-required-permissions"] == [
+        "clients:write"
+    ]
+    token_body = paths["/auth/token"]["post"]["requestBody"]["content"]
+    assert set(token_body) == {"application/x-www-form-urlencoded", "application/json"}
