@@ -66,6 +66,7 @@ async def test_invalid_permission_name_is_422_stating_the_rule(
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "validation_error"
+    assert body["message"] == PERMISSION_NAME_RULE
     assert body["details"] == [
         {"loc": ["body", "name"], "type": "permission_name", "message": PERMISSION_NAME_RULE}
     ]
@@ -144,7 +145,11 @@ async def test_put_permission_renames_and_validates(
         f"{PERMISSIONS}/{perm['id']}", json={"name": "Invoices:List"}, headers=admin
     )
     assert invalid.status_code == 422
-    assert invalid.json()["details"][0]["message"] == PERMISSION_NAME_RULE
+    assert invalid.json()["message"] == PERMISSION_NAME_RULE
+    bad_and_missing = await client.put(
+        f"{PERMISSIONS}/{uuid.uuid4()}", json={"name": "Nope"}, headers=admin
+    )
+    assert bad_and_missing.status_code == 422  # the payload is judged before the lookup
     missing = await client.put(f"{PERMISSIONS}/{uuid.uuid4()}", json={"name": "x:y"}, headers=admin)
     assert missing.status_code == 404
     assert missing.json()["error"] == "permission_not_found"

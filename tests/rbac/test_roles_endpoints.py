@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from auth_service.rbac.constants import ROLE_NAME_RULE
 from tests.factories import create_client, create_profile, create_role
 
 ROLES = "/auth/admin/roles"
@@ -61,9 +62,11 @@ async def test_create_role_with_an_invalid_name_is_422_stating_the_rule(
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "validation_error"
-    [detail] = body["details"]
-    assert detail["loc"] == ["body", "name"]
-    assert detail["message"].startswith("Role names must be 1-64 characters of lowercase letters")
+    assert body["message"] == ROLE_NAME_RULE
+    assert body["message"].startswith("Role names must be 1-64 characters of lowercase letters")
+    assert body["details"] == [
+        {"loc": ["body", "name"], "type": "role_name", "message": ROLE_NAME_RULE}
+    ]
 
 
 async def test_create_role_rejects_unknown_fields_and_missing_body(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from auth_service.core.errors import Conflict, NotFound
+from auth_service.core.errors import Conflict, NotFound, ValidationFailed
+from auth_service.rbac.constants import PERMISSION_NAME_RULE, ROLE_NAME_RULE
 
 
 class RoleNotFound(NotFound):
@@ -53,3 +54,26 @@ class CoreRoleProtected(Conflict):
 class CorePermissionProtected(Conflict):
     code = "core_permission_protected"
     message = "Core permissions cannot be renamed or deleted."
+
+
+class InvalidName(ValidationFailed):
+    """A name that breaks its rule: 422 whose message is the rule itself."""
+
+    kind = "name"
+    rule = "The name is not valid."
+
+    def __init__(self) -> None:
+        # Same detail shape as request validation errors, so clients handle both alike.
+        super().__init__(
+            self.rule, details=[{"loc": ["body", "name"], "type": self.kind, "message": self.rule}]
+        )
+
+
+class InvalidPermissionName(InvalidName):
+    kind = "permission_name"
+    rule = PERMISSION_NAME_RULE
+
+
+class InvalidRoleName(InvalidName):
+    kind = "role_name"
+    rule = ROLE_NAME_RULE

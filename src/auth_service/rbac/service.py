@@ -26,6 +26,7 @@ from auth_service.rbac.errors import (
     UserNotFound,
 )
 from auth_service.rbac.models import Permission, Role
+from auth_service.rbac.names import check_permission_name, check_role_name
 from auth_service.rbac.repository import (
     AssignmentRepository,
     PermissionRepository,
@@ -74,12 +75,14 @@ class RbacService:
         return role
 
     async def create_role(self, data: RoleWrite) -> Role:
+        check_role_name(data.name)
         role = await self.roles.create(data.name, data.description)
         if role is None:
             raise RoleNameTaken(details={"name": data.name})
         return role
 
     async def update_role(self, role_id: uuid.UUID, data: RoleWrite) -> Role:
+        check_role_name(data.name)
         role = await self.get_role(role_id)
         if role.name in CORE_ROLES and data.name != role.name:
             raise CoreRoleProtected()
@@ -118,6 +121,7 @@ class RbacService:
         return permission
 
     async def create_permission(self, data: PermissionWrite) -> Permission:
+        check_permission_name(data.name)
         permission = await self.permissions.create(data.name, data.description)
         if permission is None:
             raise PermissionNameTaken(details={"name": data.name})
@@ -126,6 +130,7 @@ class RbacService:
     async def update_permission(
         self, permission_id: uuid.UUID, data: PermissionWrite
     ) -> Permission:
+        check_permission_name(data.name)
         permission = await self.get_permission(permission_id)
         if permission.name in CORE_PERMISSIONS and data.name != permission.name:
             raise CorePermissionProtected()
