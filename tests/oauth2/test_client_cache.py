@@ -9,8 +9,11 @@ import base64
 import asyncpg
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.oauth2.client_cache import ClientCache
+from auth_service.clients.models import AppClient
+from auth_service.oauth2.client_cache import CHANNEL, ClientCache
 from auth_service.oauth2.lifecycle import asyncpg_dsn
 from tests.factories import create_client
 
@@ -93,3 +96,18 @@ async def test_the_cache_is_bypassed_while_the_listener_is_down_and_comes_back(
     finally:
         await conn.close()
     await wait_until(lambda: cache.listening, seconds=5)
+
+
+async def test_a_commit_in_this_process_clears_the_cache_without_waiting_for_notify(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    client_id, secret = await create_client(app)
+    assert await status(client, client_id, secret) == 200  # now cached
+    listener = app.state.oauth2.listener
+    # Deaf to notifications from here on (but still "listening"): only the local hook can help.
+    await listener._conn.remove_listener(CHANNEL, listener._notified)
+    assert cache_of(app).listening
+
+    await db.execute(update(AppClient).where(AppClient.id == client_id).values(is_active=False))
+    await db.commit()
+    assert await status(client, client_id, secret) == 401
