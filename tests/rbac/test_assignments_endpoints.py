@@ -253,3 +253,20 @@ async def test_user_unknown_to_supabase_is_404_and_gets_no_profile(
     assert response.status_code == 404
     assert response.json()["error"] == "user_not_found"
     assert await db.get(Profile, stranger) is None
+
+
+async def test_supabase_outage_during_lookup_is_503_and_writes_nothing(
+    supabase_client: tuple[FastAPI, httpx.AsyncClient], gotrue: GoTrueStandIn, db: AsyncSession
+) -> None:
+    app, client = supabase_client
+    admin = await admin_headers(app, client)
+    role_id = await create_role(app, "support")
+    user = gotrue.create_user("lin@example.com", "Correct-horse-1")
+    gotrue.fail_next(500)
+    response = await client.post(_user_role_url(user.id, role_id), headers=admin)
+    assert response.status_code == 503
+    assert response.json()["error"] == "identity_provider_unavailable"
+    assert await db.get(Profile, uuid.UUID(user.id)) is None
+    # Once Supabase answers again, the same call works.
+    retry = await client.post(_user_role_url(user.id, role_id), headers=admin)
+    assert retry.status_code == 200
