@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import jwt
+import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from auth_service.config import Settings
+from auth_service.main import create_app
+from tests.conftest import make_settings
 from tests.factories import client_token, create_client
 
 INTROSPECT = "/auth/token/introspect"
@@ -165,3 +169,34 @@ async def test_revocation_requires_client_authentication(
     assert response.json()["error"] == "invalid_client"
     still = await client.post(INTROSPECT, data={"token": token}, headers=basic(client_id, secret))
     assert still.json()["active"] is True
+
+
+@pytest.fixture
+async def app_without_redis(
+    database_url: str, clean_db: None
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """Redis configured but unreachable (nothing listens on port 1)."""
+    settings = make_settings(
+        auth_service_database_url=database_url, redis_url="redis://127.0.0.1:1/0"
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield app, c
+
+
+async def test_without_the_denylist_tokens_are_issued_but_never_reported_active(
+    app_without_redis: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    app, client = app_without_redis
+    client_id, secret = await create_client(app)
+    token = await client_token(client, client_id, secret)  # the grant needs no Redis
+
+    for path in (INTROSPECT, REVOKE):
+        response = await client.post(path, data={"token": token}, headers=basic(client_id, secret))
+        assert response.status_code == 503, path
+        assert response.json()["error"] == "service_unavailable"
+        assert "redis" not in response.text.lower()
+    admin = await client.get("/auth/admin/clients", headers={"Authorization": f"Bearer {token}"})
+    assert admin.status_code == 503

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.clients.models import AppClient, AppClientRole
+from auth_service.core.errors import ServiceUnavailable
 from auth_service.rbac.models import Permission, Role, RolePermission
 
 
@@ -74,6 +75,8 @@ WHERE c.id = $1
 GROUP BY c.id
 """
 _IS_ACTIVE_SQL = "SELECT is_active FROM auth_service_data.app_clients WHERE id = $1"
+# A lost or refused connection is a 503, not a 500 (the SQLAlchemy path has its own handling).
+_DATABASE_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
 class ClientCredentialsReader:
@@ -83,8 +86,11 @@ class ClientCredentialsReader:
         self.pool = pool
 
     async def credentials(self, client_id: uuid.UUID) -> ClientCredentials | None:
-        async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(_CREDENTIALS_SQL, client_id)
+        try:
+            async with self.pool.acquire() as conn:
+                row = await conn.fetchrow(_CREDENTIALS_SQL, client_id)
+        except _DATABASE_DOWN as exc:
+            raise ServiceUnavailable() from exc
         if row is None:
             return None
         return ClientCredentials(
@@ -99,8 +105,11 @@ class ClientCredentialsReader:
         )
 
     async def is_active(self, client_id: uuid.UUID) -> bool:
-        async with self.pool.acquire() as conn:
-            return bool(await conn.fetchval(_IS_ACTIVE_SQL, client_id))
+        try:
+            async with self.pool.acquire() as conn:
+                return bool(await conn.fetchval(_IS_ACTIVE_SQL, client_id))
+        except _DATABASE_DOWN as exc:
+            raise ServiceUnavailable() from exc
 
 
 class ClientRepository:

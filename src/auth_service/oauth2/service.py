@@ -12,6 +12,7 @@ from typing import Any
 
 from auth_service.clients.repository import ClientCredentials, ClientCredentialsReader
 from auth_service.clients.secrets import DUMMY_DIGEST, SecretHasher
+from auth_service.core.errors import ServiceUnavailable
 from auth_service.core.kv import KeyValueStore
 from auth_service.oauth2.client_cache import ClientCache
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
@@ -125,7 +126,7 @@ class OAuthService:
     async def introspect(self, token: str) -> dict[str, Any]:
         """RFC 7662. Anything but a live token of an active client is exactly `active: false`."""
         claims = self.codec.verify(token, audience=None)
-        if claims is None or await self.kv.exists(revoked_key(str(claims["jti"]))):
+        if claims is None or await self._revoked(str(claims["jti"])):
             return {"active": False}
         try:
             client_uuid = uuid.UUID(str(claims["client_id"]))
@@ -143,4 +144,13 @@ class OAuthService:
             return
         remaining = int(claims["exp"]) - int(time.time())
         if remaining > 0:
-            await self.kv.set(revoked_key(str(claims["jti"])), "1", remaining)
+            try:
+                await self.kv.set(revoked_key(str(claims["jti"])), "1", remaining)
+            except Exception as exc:  # the caller must know the revocation did not happen
+                raise ServiceUnavailable() from exc
+
+    async def _revoked(self, jti: str) -> bool:
+        try:
+            return await self.kv.exists(revoked_key(jti))
+        except Exception as exc:  # fail closed: never call a token active unchecked
+            raise ServiceUnavailable() from exc
