@@ -13,7 +13,7 @@ otherwise. The token endpoint's own rate limit (per process) stays ON; it is rai
 10,000,000/minute for the run, since wrk sends everything from one IP (say so when quoting
 the numbers).
 
-Environment knobs: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 64),
+Environment knobs: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 16),
 BENCH_RATE (default 1000).
 """
 
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 BIN = Path(sys.executable).parent
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))
 SERVER_CPU, LOAD_CPU = "0", "1"
 
