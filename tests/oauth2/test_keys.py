@@ -290,3 +290,18 @@ async def test_hs256_by_configuration_signs_with_the_shared_secret_and_publishes
         headers={"typ": "at+jwt", "kid": jwt.get_unverified_header(token)["kid"]},
     )
     assert await admin_status(client, forged) == 401
+
+
+async def test_a_changed_encryption_key_stops_startup_with_a_clear_message(
+    app: FastAPI, database_url: str, redis_url: str | None
+) -> None:
+    # `app` has created and stored the first key; a second instance with another key can't use it.
+    settings = make_settings(
+        auth_service_database_url=database_url,
+        redis_url=redis_url,
+        signing_key_encryption_key="a-different-encryption-key-entirely",
+    )
+    other = create_app(settings)
+    with pytest.raises(RuntimeError, match="SIGNING_KEY_ENCRYPTION_KEY"):
+        async with other.router.lifespan_context(other):
+            pass

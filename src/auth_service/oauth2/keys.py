@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -173,7 +174,10 @@ def build_ring(
             kid, "HS256", secret, verification, {"keys": published}, _header_segment(kid, "HS256")
         )
     if active is None:
-        raise RuntimeError("no active signing key")
+        raise RuntimeError(
+            "no usable active signing key (check SIGNING_KEY_ENCRYPTION_KEY, or run"
+            " `auth-service keys rotate`)"
+        )
     return KeyRing(
         active.kid,
         ASYMMETRIC_ALGORITHM,
@@ -222,9 +226,16 @@ class KeyManager:
         for row in rows:
             if row.kid not in self._private and row.algorithm == ASYMMETRIC_ALGORITHM:
                 # Decrypted once per kid and kept; never on the request path.
-                pem = await asyncio.to_thread(
-                    self.encryptor.decrypt, row.private_key_encrypted, row.kid
-                )
+                try:
+                    pem = await asyncio.to_thread(
+                        self.encryptor.decrypt, row.private_key_encrypted, row.kid
+                    )
+                except (InvalidTag, ValueError):
+                    logger.error(
+                        "cannot decrypt signing key; was SIGNING_KEY_ENCRYPTION_KEY changed?",
+                        extra={"kid": row.kid},
+                    )
+                    continue
                 key = serialization.load_pem_private_key(pem, password=None)
                 if isinstance(key, ec.EllipticCurvePrivateKey):
                     self._private[row.kid] = key
