@@ -119,9 +119,9 @@ def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth:
             client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
             if form_id is not None and form_id != client_id:
                 raise invalid_request("client_id does not match the Basic credentials.")
-            return ClientAuth(client_id, secret, basic=True)
+            return ClientAuth(client_id, secret)
     if form_id and form_secret is not None:
-        return ClientAuth(form_id, form_secret, basic=False)
+        return ClientAuth(form_id, form_secret)
     raise invalid_client()
 
 

@@ -27,11 +27,10 @@ def revoked_key(jti: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ClientAuth:
-    """Credentials as presented; `basic` tells how (it decides the error's challenge)."""
+    """Client credentials as presented (Basic or form), already decoded."""
 
     client_id: str
     client_secret: str
-    basic: bool
 
 
 class OAuthService:
