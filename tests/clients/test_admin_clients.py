@@ -204,6 +204,8 @@ async def test_rotation_keeps_the_old_secret_valid_during_the_grace_period(
 
     assert await token_status(client, target_id, old_secret) == 200
     assert await token_status(client, target_id, new_secret) == 200
+    read = await client.get(f"{BASE}/{target_id}", headers=headers)
+    assert read.json()["secret_rotation_grace_until"] is not None
 
     # The grace period ends: only the new secret works.
     await db.execute(
@@ -214,6 +216,8 @@ async def test_rotation_keeps_the_old_secret_valid_during_the_grace_period(
     await db.commit()
     assert await token_status(client, target_id, old_secret) == 401
     assert await token_status(client, target_id, new_secret) == 200
+    read = await client.get(f"{BASE}/{target_id}", headers=headers)
+    assert read.json()["secret_rotation_grace_until"] is None
 
 
 async def test_a_second_rotation_ends_the_first_secrets_grace(

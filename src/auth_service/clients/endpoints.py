@@ -7,6 +7,7 @@ database on every call. Secrets appear in a response exactly once: at creation a
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -49,6 +50,11 @@ def _read(view: ClientView) -> ClientRead:
     return ClientRead(**_fields(view))
 
 
+def _pending(grace_until: datetime | None) -> datetime | None:
+    """Only a grace period still running is worth showing."""
+    return grace_until if grace_until and grace_until > datetime.now(UTC) else None
+
+
 def _fields(view: ClientView) -> dict[str, Any]:
     client = view.client
     return {
@@ -58,7 +64,7 @@ def _fields(view: ClientView) -> dict[str, Any]:
         "allowed_audiences": list(client.allowed_audiences),
         "is_active": client.is_active,
         "roles": [RoleRef(id=r.id, name=r.name) for r in view.roles],
-        "secret_rotation_grace_until": client.previous_secret_expires_at,
+        "secret_rotation_grace_until": _pending(client.previous_secret_expires_at),
         "created_at": client.created_at,
         "updated_at": client.updated_at,
     }
