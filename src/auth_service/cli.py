@@ -62,6 +62,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             app,
             host=args.host or settings.host,
             port=args.port or settings.port,
+            # The server sets scope["root_path"] (FastAPI's own root_path argument is deprecated).
+            root_path=settings.root_path,
             log_config=None,
             proxy_headers=settings.trust_forwarded_for,
             server_header=False,

@@ -15,6 +15,7 @@ from auth_service.clients import lifecycle as clients_lifecycle
 from auth_service.config import Settings, get_settings
 from auth_service.core import health
 from auth_service.core.db import create_engine, create_session_factory
+from auth_service.core.docs import install_docs
 from auth_service.core.errors import install_error_handlers
 from auth_service.core.kv import KeyValueStore, MemoryStore, RedisStore
 from auth_service.core.logging import configure_logging
@@ -81,8 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="auth_service",
         version=__version__,
         summary="Identity front door: Supabase Auth users, OAuth2 client credentials, RBAC.",
-        root_path=settings.root_path,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
 
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(oauth2_endpoints.router)
     app.include_router(clients_endpoints.router)

@@ -1,9 +1,7 @@
 """An admin authorises in /docs (Swagger UI) and calls an admin endpoint from there.
 
-FastAPI's /docs page loads Swagger UI from the jsDelivr CDN, which this machine cannot reach.
-The test answers those two requests with the same files (swagger-ui-dist 5, shipped by the
-swagger-ui-bundle-v2 dev dependency) and aborts every other off-host request, so the page,
-the OpenAPI document, the token and the API calls are all the real app's.
+/docs is served entirely by the app (Swagger UI's assets included), so the test lets the page
+reach the app and nothing else, and fails if it ever tries to load anything from elsewhere.
 """
 
 from __future__ import annotations
@@ -15,33 +13,27 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from playwright.async_api import Page, Route, async_playwright, expect
-from swagger_ui_bundle import swagger_ui_path
 
 from tests.browser.conftest import CHROMIUM_ARGS
 from tests.factories import client_token, create_client, create_role
 
 pytestmark = pytest.mark.browser
 
-CDN = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
 
+async def _only_the_app(page: Page, live_url: str) -> list[str]:
+    """Route every request: the app's go through, anything off-host is refused and recorded."""
+    off_host: list[str] = []
 
-async def _serve_offline(page: Page, live_url: str) -> None:
     async def handle(route: Route) -> None:
         url = route.request.url
         if url.startswith(live_url):
             await route.continue_()
-        elif url.startswith(CDN):
-            name = url.removeprefix(CDN).split("?")[0]
-            asset = swagger_ui_path / name
-            if name in ("swagger-ui-bundle.js", "swagger-ui.css") and asset.is_file():
-                kind = "application/javascript" if name.endswith(".js") else "text/css"
-                await route.fulfill(body=asset.read_bytes(), content_type=kind)
-            else:
-                await route.abort()
         else:
-            await route.abort()  # favicon and anything else off-host
+            off_host.append(url)
+            await route.abort()
 
     await page.route("**/*", handle)
+    return off_host
 
 
 async def test_admin_authorizes_in_docs_and_lists_roles(
@@ -56,7 +48,7 @@ async def test_admin_authorizes_in_docs_and_lists_roles(
         browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page()
-            await _serve_offline(page, live_url)
+            off_host = await _only_the_app(page, live_url)
             await page.goto(f"{live_url}/docs")
 
             operation = page.locator(".opblock.opblock-get").filter(
@@ -91,5 +83,6 @@ async def test_admin_authorizes_in_docs_and_lists_roles(
             ).first
             await expect(body).to_contain_text('"name": "admin"')
             await expect(body).to_contain_text('"total": 4')
+            assert off_host == [], f"/docs tried to load third-party resources: {off_host}"
         finally:
             await browser.close()

@@ -104,6 +104,27 @@ async def test_openapi_and_docs_render(client: httpx.AsyncClient) -> None:
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "swagger-ui" in docs.text
+    # Self-hosted: no third-party script on the page where admins paste tokens.
+    assert "cdn.jsdelivr.net" not in docs.text
+    assert "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert "default-src 'self'" in docs.headers["content-security-policy"]
+    bundle = await client.get("/docs/assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+    assert "javascript" in bundle.headers["content-type"]
+    assert len(bundle.content) > 100_000
     spec = (await client.get("/openapi.json")).json()
     assert spec["info"]["title"] == "auth_service"
     assert "/health" in spec["paths"]
+    assert (await client.get("/redoc")).status_code == 404
+
+
+async def test_docs_honour_root_path(database_url: str) -> None:
+    # Behind a proxy that strips /identity, the server (uvicorn --root-path) sets root_path.
+    app = create_app(make_settings(auth_service_database_url=database_url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, root_path="/identity")
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            docs = await c.get("/docs")
+    assert docs.status_code == 200
+    assert "/identity/openapi.json" in docs.text
+    assert "/identity/docs/assets/swagger-ui-bundle.js" in docs.text

@@ -98,11 +98,15 @@ def test_serve_uses_auth_service_database_url_when_set(
 ) -> None:
     port = _free_port()
     serve_env["AUTH_SERVICE_DATABASE_URL"] = database_url
+    serve_env["ROOT_PATH"] = "/identity"
     proc = _serve(serve_env, port)
     try:
         _wait_ready(f"http://127.0.0.1:{port}")
         # No embedded server was started for this run.
         assert not (tmp_path / "pgdata").exists()
+        # ROOT_PATH reaches the app through the server: /docs links behind the proxy prefix.
+        docs = httpx.get(f"http://127.0.0.1:{port}/docs").text
+        assert "/identity/openapi.json" in docs
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
