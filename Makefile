@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests alembic bench scripts
 
 typecheck: $(STAMP)
-	$(BIN)/mypy src
+	$(BIN)/mypy --strict src
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
