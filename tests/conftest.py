@@ -162,8 +162,6 @@ def make_settings(**overrides: Any) -> Settings:
         "environment": "test",
         "logging_level": "WARNING",
         "redis_key_prefix": f"test-{uuid.uuid4().hex[:8]}:",
-        "password_hash_time_cost": 1,
-        "password_hash_memory_cost": 1024,
         "token_issuer": "http://testserver",
         "supabase_url": None,
         "supabase_anon_key": None,

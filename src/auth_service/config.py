@@ -108,10 +108,6 @@ class Settings(BaseSettings):
     initial_admin_email: str | None = None
     initial_admin_password: SecretStr | None = None
 
-    # --- hashing cost (lowered only in tests) --------------------------------------------
-    password_hash_time_cost: int = 3
-    password_hash_memory_cost: int = 65_536
-
     @field_validator("cors_origins", "oauth_redirect_allow_list", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
