@@ -12,6 +12,7 @@ from auth_service.config import Settings
 from auth_service.core.errors import Conflict
 from auth_service.core.logging import JsonFormatter
 from auth_service.main import create_app
+from tests.factories import admin_headers
 
 
 class Payload(BaseModel):
@@ -99,3 +100,29 @@ async def test_unhandled_errors_are_500_with_request_id_and_no_trace(
     assert "Traceback" not in logged
     assert "secret-value-that-must-not-leak" not in logged
     assert "secret-value-that-must-not-leak" not in response.text
+
+
+async def test_values_the_database_cannot_store_are_422_not_500(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    headers = await admin_headers(app, client)
+    nul_in_json = await client.post(
+        "/auth/admin/roles", json={"name": "auditor", "description": "a\u0000b"}, headers=headers
+    )
+    nul_in_query = await client.get("/auth/admin/roles", params={"name": "a\x00"}, headers=headers)
+    for response in (nul_in_json, nul_in_query):
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "invalid_value"
+    # Nothing was half-written: the role does not exist.
+    listed = await client.get("/auth/admin/roles", params={"name": "auditor"}, headers=headers)
+    assert listed.json()["total"] == 0
+
+
+async def test_huge_offsets_are_rejected_by_validation(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    headers = await admin_headers(app, client)
+    for path in ("/auth/admin/roles", "/auth/admin/permissions", "/auth/admin/clients"):
+        response = await client.get(path, params={"offset": 10**20}, headers=headers)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"] == "validation_error"

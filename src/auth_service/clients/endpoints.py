@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from auth_service.clients.schemas import (
     ClientCreate,
@@ -23,6 +23,7 @@ from auth_service.clients.schemas import (
 )
 from auth_service.clients.service import ClientService, ClientView
 from auth_service.core.db import DbSession
+from auth_service.core.pagination import Limit, Offset
 from auth_service.rbac.authorization import Principal, permission_doc, require_permission
 
 router = APIRouter(prefix="/auth/admin/clients", tags=["clients"])
@@ -35,8 +36,6 @@ def get_client_service(request: Request, session: DbSession) -> ClientService:
 Clients = Annotated[ClientService, Depends(get_client_service)]
 ClientsReader = Annotated[Principal, Depends(require_permission("clients:read"))]
 ClientsWriter = Annotated[Principal, Depends(require_permission("clients:write"))]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, invalid, expired or revoked bearer token."},

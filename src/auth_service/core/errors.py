@@ -8,6 +8,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth_service.core.logging import request_id_var
@@ -152,7 +153,22 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    # SQLSTATE class 22 ("data exception") is always caused by a value we were sent: a NUL byte
+    # in text, a number out of range, ... It is the client's error, not ours. Anything else is a
+    # real fault and stays a 500.
+    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+    if sqlstate.startswith("22"):
+        return error_response(
+            422,
+            "invalid_value",
+            "A value is out of range or contains characters that cannot be stored.",
+        )
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(DBAPIError, _database_error_handler)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from auth_service.core.db import DbSession
+from auth_service.core.pagination import Limit, Offset
 from auth_service.rbac.authorization import Principal, permission_doc, require_permission
 from auth_service.rbac.schemas import (
     ErrorBody,
@@ -44,8 +45,6 @@ PermissionsWriter = Annotated[Principal, Depends(require_permission("permissions
 UsersReader = Annotated[Principal, Depends(require_permission("users:read"))]
 UsersWriter = Annotated[Principal, Depends(require_permission("users:write"))]
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 NameFilter = Annotated[
     str | None,
     Query(min_length=1, max_length=128, description="Case-insensitive substring of the name."),
