@@ -12,6 +12,7 @@ class KeyValueStore(Protocol):
     async def set(self, key: str, value: str, ttl_seconds: int) -> None: ...
     async def exists(self, key: str) -> bool: ...
     async def get(self, key: str) -> str | None: ...
+    async def get_many(self, *keys: str) -> list[str | None]: ...
     async def delete(self, key: str) -> None: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
@@ -33,6 +34,11 @@ class RedisStore:
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def get_many(self, *keys: str) -> list[str | None]:
+        # One round trip for several denylist entries (MGET).
+        values = await self.client.mget([self.prefix + key for key in keys])
+        return [v.decode() if isinstance(v, bytes) else v for v in values]
 
     async def delete(self, key: str) -> None:
         await self.client.delete(self.prefix + key)
@@ -69,6 +75,9 @@ class MemoryStore:
     async def get(self, key: str) -> str | None:
         item = self._live(key)
         return item[0] if item else None
+
+    async def get_many(self, *keys: str) -> list[str | None]:
+        return [await self.get(key) for key in keys]
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)

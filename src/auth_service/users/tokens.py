@@ -177,19 +177,22 @@ class SupabaseTokenVerifier:
         return claims
 
     async def _revoked(self, claims: Mapping[str, Any]) -> bool:
+        session_id = claims.get("session_id")
+        keys = [revoked_user_key(str(claims["sub"]))]
+        if session_id:
+            keys += [revoked_session_key(str(session_id)), kept_session_key(str(session_id))]
         try:
-            session_id = claims.get("session_id")
-            if session_id and await self.kv.exists(revoked_session_key(str(session_id))):
-                return True
-            cutoff = await self.kv.get(revoked_user_key(str(claims["sub"])))
-            if cutoff is None or int(claims["iat"]) > int(float(cutoff)):
-                return False
-            # Only pay for this lookup when the cutoff applies.
-            kept = await self.kv.get(kept_session_key(str(session_id))) if session_id else None
+            # One round trip on the hot path, whatever applies.
+            cutoff, *session_entries = await self.kv.get_many(*keys)
         except (RedisError, OSError) as exc:
             # Fail closed: without the denylist a logged-out token could pass.
             logger.warning("denylist unavailable", extra={"error_type": type(exc).__name__})
             raise ServiceUnavailable("The session store is unavailable. Try again later.") from None
+        session_revoked, kept = session_entries if session_entries else (None, None)
+        if session_revoked is not None:
+            return True
+        if cutoff is None or int(claims["iat"]) > int(float(cutoff)):
+            return False
         return kept != cutoff
 
     async def resolve(self, token: str) -> Identity | None:
