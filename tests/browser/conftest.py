@@ -4,16 +4,13 @@ served by uvicorn on a free loopback port."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
 from auth_service.main import create_app
 from tests.conftest import make_settings
+from tests.support.live import free_port, serve_in_thread
 
 # Debian's package; CHROMIUM_PATH points elsewhere (e.g. to check the skip without uninstalling).
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -44,39 +41,14 @@ def chromium() -> str:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def live_url(database_url: str, redis_url: str | None, clean_db: None) -> Iterator[str]:
     """The real app under uvicorn in a daemon thread (its own event loop); its base URL."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    port = free_port()
     settings = make_settings(
-        auth_service_database_url=database_url, redis_url=redis_url, token_issuer=url
+        auth_service_database_url=database_url,
+        redis_url=redis_url,
+        token_issuer=f"http://127.0.0.1:{port}",
     )
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="browser-live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(create_app(settings), port, name="browser-live-server") as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.live import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "auth-service"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _postgres_processes_using(data_dir: Path) -> list[int]:
@@ -77,7 +71,7 @@ def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 def test_serve_on_embedded_postgres_starts_and_stops_cleanly(
     serve_env: dict[str, str], tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = _serve(serve_env, port)
     try:
@@ -96,7 +90,7 @@ def test_serve_on_embedded_postgres_starts_and_stops_cleanly(
 def test_serve_uses_auth_service_database_url_when_set(
     serve_env: dict[str, str], tmp_path: Path, database_url: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     serve_env["AUTH_SERVICE_DATABASE_URL"] = database_url
     serve_env["ROOT_PATH"] = "/identity"
     proc = _serve(serve_env, port)
@@ -117,7 +111,7 @@ def test_serve_in_production_refuses_defaults_with_a_clear_message(
 ) -> None:
     serve_env["ENVIRONMENT"] = "production"
     result = subprocess.run(
-        [str(CLI), "serve", "--port", str(_free_port())],
+        [str(CLI), "serve", "--port", str(free_port())],
         cwd=ROOT,
         env=serve_env,
         capture_output=True,

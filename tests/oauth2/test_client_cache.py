@@ -48,6 +48,8 @@ async def test_credentials_are_served_from_the_cache_after_the_first_grant(
     client_id, secret = await create_client(app)
     cache = cache_of(app)
     assert cache.listening
+    # The client's own creation is notified too; let that land before the first grant.
+    await app.state.oauth2.listener.barrier()
     assert await status(client, client_id, secret) == 200
     assert client_id in cache._entries
 
@@ -56,8 +58,10 @@ async def test_a_change_made_by_another_process_is_seen_through_notify(
     app: FastAPI, client: httpx.AsyncClient, database_url: str
 ) -> None:
     client_id, secret = await create_client(app)
-    assert await status(client, client_id, secret) == 200  # now cached
+    await app.state.oauth2.listener.barrier()
+    assert await status(client, client_id, secret) == 200
     cache = cache_of(app)
+    assert client_id in cache._entries  # now cached
     generation = cache.generation
 
     # A plain asyncpg connection: no SQLAlchemy, so only the database trigger can tell us.
@@ -102,8 +106,10 @@ async def test_a_commit_in_this_process_clears_the_cache_without_waiting_for_not
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     client_id, secret = await create_client(app)
-    assert await status(client, client_id, secret) == 200  # now cached
     listener = app.state.oauth2.listener
+    await listener.barrier()
+    assert await status(client, client_id, secret) == 200
+    assert client_id in cache_of(app)._entries  # now cached
     # Deaf to notifications from here on (but still "listening"): only the local hook can help.
     await listener._conn.remove_listener(CHANNEL, listener._notified)
     assert cache_of(app).listening

@@ -110,6 +110,7 @@ class ChangeListener:
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
+        self._barriers: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
         await self._open()
@@ -124,8 +125,31 @@ class ChangeListener:
         if self._conn is not None and not self._conn.is_closed():
             await self._conn.close()
 
-    def _notified(self, *args: Any) -> None:
+    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        barrier = self._barriers.pop(payload, None)
+        if barrier is not None:
+            if not barrier.done():
+                barrier.set_result(None)
+            return
         self.cache.invalidate()
+
+    async def barrier(self) -> None:
+        """Return once every change notified before this call has been applied.
+
+        Notifications arrive in commit order, so our own marker coming back means all the
+        earlier ones were handled (used by tests; harmless anywhere).
+        """
+        if self._conn is None or self._conn.is_closed():
+            raise RuntimeError("the change listener is not connected")
+        marker = f"barrier:{uuid.uuid4().hex}"
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._barriers[marker] = waiter
+        try:
+            await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, marker)
+            async with asyncio.timeout(5):
+                await waiter
+        finally:
+            self._barriers.pop(marker, None)
 
     def _terminated(self, *args: Any) -> None:
         # From now on we would miss changes: stop trusting (and clear) the cache.
