@@ -76,7 +76,7 @@ class RequestContextMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.observe(method, template, status_code, elapsed)
-            if template not in ("/metrics", "/health"):
+            if template not in ("/metrics", "/health") and logger.isEnabledFor(logging.INFO):
                 logger.info(
                     "request",
                     extra={
