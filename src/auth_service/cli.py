@@ -7,11 +7,12 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import SQLAlchemyError
 
 from auth_service.clients import cli as clients_cli
 from auth_service.config import Settings
@@ -43,33 +44,50 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from auth_service.core.embedded_pg import embedded_postgres
     from auth_service.main import create_app
 
-    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets
-    # the `with` below stop the embedded PostgreSQL instead of dying with it still running.
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it unwinds main()'s
+    # `with _database(...)`, which stops an embedded PostgreSQL instead of leaving it running.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = Settings()
-    with contextlib.ExitStack() as stack:
-        if not settings.auth_service_database_url:
-            url = stack.enter_context(embedded_postgres(Path(settings.embedded_postgres_data_dir)))
-            os.environ["AUTH_SERVICE_DATABASE_URL"] = url
-            settings = Settings()
-        if not args.no_migrate:
-            migrate(settings.auth_service_database_url)
-        app = create_app(settings)
-        config = uvicorn.Config(
-            app,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            # The server sets scope["root_path"] (FastAPI's own root_path argument is deprecated).
-            root_path=settings.root_path,
-            log_config=None,
-            proxy_headers=settings.trust_forwarded_for,
-            server_header=False,
-        )
-        uvicorn.Server(config).run()
+    if not args.no_migrate:
+        migrate(settings.auth_service_database_url)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        # The server sets scope["root_path"] (FastAPI's own root_path argument is deprecated).
+        root_path=settings.root_path,
+        log_config=None,
+        proxy_headers=settings.trust_forwarded_for,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
     return 0
+
+
+@contextlib.contextmanager
+def _database(settings: Settings, *, migrate_embedded: bool) -> Iterator[None]:
+    """Every command works on the embedded default too: start it, or join the running one.
+
+    The server is stopped on exit only by the last process using it, so `clients create`
+    next to a running `make run` leaves the service's database up. An embedded database is
+    brought to head first, so operator commands work on it before the service ever ran.
+    """
+    if settings.auth_service_database_url:
+        yield
+        return
+    from auth_service.core.embedded_pg import embedded_postgres
+
+    with embedded_postgres(Path(settings.embedded_postgres_data_dir)) as url:
+        os.environ["AUTH_SERVICE_DATABASE_URL"] = url
+        try:
+            if migrate_embedded:
+                migrate(url)
+            yield
+        finally:
+            del os.environ["AUTH_SERVICE_DATABASE_URL"]
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -106,12 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result: int = args.func(args)
+        # serve and migrate apply migrations themselves.
+        with _database(Settings(), migrate_embedded=args.command not in ("serve", "migrate")):
+            result: int = args.func(args)
     except KeyboardInterrupt:
         return 130
     except ValueError as exc:  # settings validation: one clear message, no traceback
         print(f"auth-service: {exc}", file=sys.stderr)
         return 2
+    except (SQLAlchemyError, OSError) as exc:
+        # An operator wants the cause, not a traceback: unreachable server, unmigrated schema...
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+        print(f"auth-service: database error ({type(exc).__name__}): {cause}", file=sys.stderr)
+        print(
+            "auth-service: is the database reachable and migrated (`auth-service migrate`)?",
+            file=sys.stderr,
+        )
+        return 1
     return result
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import create_database, drop_database
 from tests.support.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +46,15 @@ def _wait_ready(base: str, deadline_s: float = 60) -> float:
             pass
         time.sleep(0.2)
     raise AssertionError(f"/ready did not answer 200 within {deadline_s}s")
+
+
+@pytest.fixture
+async def scratch_database(database_server_url: str) -> AsyncIterator[str]:
+    """An empty database (no migrations applied)."""
+    name = f"auth_scratch_{uuid.uuid4().hex[:10]}"
+    url = await create_database(database_server_url, name)
+    yield url
+    await drop_database(database_server_url, name)
 
 
 @pytest.fixture
@@ -122,4 +135,71 @@ def test_serve_in_production_refuses_defaults_with_a_clear_message(
     stderr = result.stderr.decode()
     assert "AUTH_SERVICE_DATABASE_URL must be set in production" in stderr
     assert "M2M_JWT_SECRET_KEY must be set to a non-default secret in production" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_operator_commands_work_next_to_make_run_on_the_embedded_default(
+    serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The README's first steps: `make run`, then `auth-service clients create`, then a token."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(serve_env, port)
+    try:
+        _wait_ready(base)
+        created = subprocess.run(
+            [str(CLI), "clients", "create", "--name", "ops", "--role", "admin"],
+            cwd=ROOT,
+            env=serve_env,
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        client = json.loads(created.stdout)
+        token = httpx.post(
+            f"{base}/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+        assert token.status_code == 200, token.text
+        # The command joined the service's server and left it running.
+        assert httpx.get(f"{base}/ready").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert _postgres_processes_using(tmp_path / "pgdata") == []
+
+
+def test_operator_command_alone_starts_migrates_and_stops_the_embedded_server(
+    serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [str(CLI), "clients", "create", "--name", "solo", "--role", "admin"],
+        cwd=ROOT,
+        env=serve_env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert json.loads(result.stdout)["client_secret"].startswith("acs_")
+    assert _postgres_processes_using(tmp_path / "pgdata") == []
+
+
+def test_operator_command_on_an_unmigrated_database_explains_instead_of_a_traceback(
+    serve_env: dict[str, str], scratch_database: str
+) -> None:
+    serve_env["AUTH_SERVICE_DATABASE_URL"] = scratch_database
+    result = subprocess.run(
+        [str(CLI), "keys", "list"],
+        cwd=ROOT,
+        env=serve_env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    stderr = result.stderr.decode()
+    assert result.returncode == 1
+    assert "database error" in stderr
+    assert "auth-service migrate" in stderr
     assert "Traceback" not in stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -30,14 +31,36 @@ _REDACTED_KEYS = frozenset(
 )
 
 
+_TRACEBACK = "Traceback (most recent call last)"
+# "package.module.SomeError: text" — the line a traceback ends each exception with.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure)\b")
+
+
+def _summarise_traceback(message: str) -> tuple[str, str]:
+    """The exception's own line (type and first line of its text), without the frames."""
+    raised = [line for line in message.splitlines() if _EXCEPTION_LINE.match(line)]
+    final = raised[-1] if raised else "unknown error"
+    head = message.split(_TRACEBACK, 1)[0].strip()
+    return (head or "unhandled exception (traceback suppressed below DEBUG)"), final[:300]
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        debug = record.levelno <= logging.DEBUG or logging.getLogger().level <= logging.DEBUG
+        if not debug and _TRACEBACK in message:
+            # Servers (uvicorn's startup failure, for one) put whole tracebacks in the message.
+            message, error = _summarise_traceback(message)
+        else:
+            error = None
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": message,
         }
+        if error:
+            entry["error"] = error
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id:
             entry["request_id"] = request_id

@@ -1,0 +1,48 @@
+"""Log lines are JSON with the request id; secrets and tracebacks stay out of them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+
+from auth_service.core.logging import JsonFormatter, configure_logging, request_id_var
+
+
+def _format(msg: str, level: int = logging.ERROR, **extra: object) -> dict[str, object]:
+    record = logging.makeLogRecord(
+        {"msg": msg, "levelno": level, "levelname": logging.getLevelName(level), **extra}
+    )
+    parsed: dict[str, object] = json.loads(JsonFormatter().format(record))
+    return parsed
+
+
+def test_tracebacks_written_into_messages_are_summarised() -> None:
+    try:
+        raise RuntimeError("relation does not exist\n[SQL: SELECT secret FROM t]")
+    except RuntimeError:
+        text = traceback.format_exc()  # what uvicorn logs when startup fails
+    line = _format(text)
+    assert "Traceback" not in json.dumps(line)
+    assert "SELECT secret" not in json.dumps(line)
+    assert line["error"] == "RuntimeError: relation does not exist"
+
+
+def test_sensitive_extra_fields_are_redacted() -> None:
+    line = _format("login", level=logging.INFO, password="hunter2", client_secret="acs_x")
+    assert line["password"] == "[redacted]"
+    assert line["client_secret"] == "[redacted]"
+
+
+def test_the_request_id_is_stamped_when_the_record_is_made() -> None:
+    configure_logging("INFO")
+    logger = logging.getLogger("auth_service.test")
+    token = request_id_var.set("rid-42")
+    try:
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "hello", (), None)
+    finally:
+        request_id_var.reset(token)
+    # Formatted later (another handler, after the request): the id is still the request's.
+    formatted = json.loads(JsonFormatter().format(record))
+    assert formatted["request_id"] == "rid-42"
+    assert formatted["message"] == "hello"
