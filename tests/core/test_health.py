@@ -18,6 +18,7 @@ async def test_ready_checks_database(client: httpx.AsyncClient) -> None:
 async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
     echoed = await client.get("/health", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"
+    assert echoed.headers["x-content-type-options"] == "nosniff"
     generated = await client.get("/health")
     assert len(generated.headers["x-request-id"]) == 32
     forged = await client.get("/health", headers={"X-Request-ID": "bad id\nwith newline"})

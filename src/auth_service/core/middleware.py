@@ -51,6 +51,8 @@ class RequestContextMiddleware:
                 status_code = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
+                # JSON must never be sniffed into something a browser would run.
+                headers.setdefault("X-Content-Type-Options", "nosniff")
             await send(message)
 
         try:
