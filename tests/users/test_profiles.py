@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from auth_service.users.models import Profile
 from tests.factories import USER_PASSWORD, login_user, register_user
@@ -126,3 +128,60 @@ async def test_put_me_rejects_unknown_and_malformed_fields(client: httpx.AsyncCl
         response = await client.put("/auth/users/me", json=body, headers=bearer(token))
         assert response.status_code == 422, body
         assert response.json()["error"] == "validation_error"
+
+
+@pytest.fixture
+async def commit_fails_for_username_boom(engine: AsyncEngine) -> AsyncIterator[None]:
+    """A deferred constraint trigger: the insert and flush succeed, the COMMIT fails.
+
+    That is the last moment a registration can break, after Supabase has the user.
+    """
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(
+            """
+            CREATE FUNCTION auth_service_data.test_refuse_boom() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.username = 'boom' THEN
+                    RAISE EXCEPTION 'refused at commit';
+                END IF;
+                RETURN NEW;
+            END $$
+            """
+        )
+        await conn.exec_driver_sql(
+            "CREATE CONSTRAINT TRIGGER test_refuse_boom AFTER INSERT ON auth_service_data.profiles"
+            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+            " EXECUTE FUNCTION auth_service_data.test_refuse_boom()"
+        )
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+            await conn.exec_driver_sql(
+                "DROP TRIGGER test_refuse_boom ON auth_service_data.profiles"
+            )
+            await conn.exec_driver_sql("DROP FUNCTION auth_service_data.test_refuse_boom()")
+
+
+async def test_a_failed_commit_of_the_profile_undoes_the_signup_and_a_retry_succeeds(
+    client: httpx.AsyncClient,
+    gotrue: GoTrueStandIn,
+    db: AsyncSession,
+    commit_fails_for_username_boom: None,
+) -> None:
+    response = await client.post(
+        "/auth/users/register",
+        json={"email": "late@example.com", "password": USER_PASSWORD, "username": "boom"},
+    )
+    assert response.status_code == 503
+    assert response.json()["error"] == "profile_write_failed"
+    # Nothing half-done: the Supabase user was removed again and no profile exists.
+    assert gotrue.user_by_email("late@example.com") is None
+    assert await db.scalar(select(func.count()).select_from(Profile)) == 0
+
+    retry = await register_user(client, "late@example.com", username="fine")
+    assert retry["status"] == "registered"
+    assert (await profile(db, retry["user"]["id"])) is not None
+    await db.rollback()  # end the read transaction, so the trigger can be dropped

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
@@ -56,6 +56,17 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class UnitOfWork(Protocol):
+    """What a service may do with the request's transaction: make it durable early.
+
+    Only for steps that must be durable before an external side effect is final (a service
+    that created something upstream commits its local half to be able to undo the upstream
+    half if the commit fails). Everything else leaves committing to `get_session`.
+    """
+
+    async def commit(self) -> None: ...
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

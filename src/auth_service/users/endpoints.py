@@ -101,7 +101,7 @@ def get_user_service(
     provider: Annotated[IdentityProvider, Depends(get_provider)],
     ctx: Annotated[CallerContext, Depends(caller_context)],
 ) -> UserService:
-    return UserService(provider, ProfileRepository(session), request.app.state.kv, ctx)
+    return UserService(provider, ProfileRepository(session), request.app.state.kv, ctx, session)
 
 
 async def current_caller(

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from auth_service.core.db import UnitOfWork
 from auth_service.core.errors import AppError, Conflict, NotFound, ServiceUnavailable
 from auth_service.core.kv import KeyValueStore
 from auth_service.identity import errors as identity_errors
@@ -111,11 +112,13 @@ class UserService:
         profiles: ProfileRepository,
         kv: KeyValueStore,
         ctx: CallerContext,
+        uow: UnitOfWork,
     ) -> None:
         self.provider = provider
         self.profiles = profiles
         self.kv = kv
         self.ctx = ctx
+        self.uow = uow
 
     async def _seen(self, session: IdentitySession) -> IdentitySession:
         await self.profiles.get_or_create(session.user.id)
@@ -141,6 +144,9 @@ class UserService:
             await self.profiles.create(
                 result.user.id, username=username, first_name=first_name, last_name=last_name
             )
+            # The Supabase account already exists: commit our half now, while a failure can
+            # still be undone upstream, instead of after the response has been decided.
+            await self.uow.commit()
         except (IntegrityError, SQLAlchemyError) as exc:
             # Undo the upstream account so nothing is half-done and a retry can succeed.
             await self._compensate(result.user.id)
