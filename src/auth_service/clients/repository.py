@@ -79,6 +79,20 @@ _IS_ACTIVE_SQL = "SELECT is_active FROM auth_service_data.app_clients WHERE id =
 _DATABASE_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
+def _credentials(row: Sequence[Any]) -> ClientCredentials:
+    """One row of the credentials query (asyncpg Record or SQLAlchemy Row) as a value."""
+    return ClientCredentials(
+        id=row[0],
+        secret_hash=row[1],
+        previous_secret_hash=row[2],
+        previous_secret_expires_at=row[3],
+        is_active=row[4],
+        allowed_audiences=tuple(row[5]),
+        roles=tuple(row[6]),
+        permissions=tuple(row[7]),
+    )
+
+
 class ClientCredentialsReader:
     """Read-only client lookups for the OAuth endpoints, on a dedicated asyncpg pool."""
 
@@ -93,16 +107,7 @@ class ClientCredentialsReader:
             raise ServiceUnavailable() from exc
         if row is None:
             return None
-        return ClientCredentials(
-            id=row[0],
-            secret_hash=row[1],
-            previous_secret_hash=row[2],
-            previous_secret_expires_at=row[3],
-            is_active=row[4],
-            allowed_audiences=tuple(row[5]),
-            roles=tuple(row[6]),
-            permissions=tuple(row[7]),
-        )
+        return _credentials(row)
 
     async def is_active(self, client_id: uuid.UUID) -> bool:
         try:
@@ -122,16 +127,7 @@ class ClientRepository:
         ).first()
         if row is None:
             return None
-        return ClientCredentials(
-            id=row[0],
-            secret_hash=row[1],
-            previous_secret_hash=row[2],
-            previous_secret_expires_at=row[3],
-            is_active=row[4],
-            allowed_audiences=tuple(row[5]),
-            roles=tuple(row[6]),
-            permissions=tuple(row[7]),
-        )
+        return _credentials(row)
 
     async def is_active(self, client_id: uuid.UUID) -> bool:
         active = await self.session.scalar(
