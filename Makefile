@@ -19,7 +19,7 @@ $(TOOLS)/bin/poetry:
 # poetry.lock is the source of truth; pip installs exactly it, hashes checked.
 $(STAMP): pyproject.toml poetry.lock | $(TOOLS)/bin/poetry
 	$(TOOLS)/bin/poetry check --lock
-	$(TOOLS)/bin/poetry export --with dev --format requirements.txt --output .requirements.lock.txt
+	$(TOOLS)/bin/poetry export --with dev --all-extras --format requirements.txt --output .requirements.lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r .requirements.lock.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
