@@ -76,4 +76,5 @@ def test_without_copy_or_network_the_failure_is_one_line_naming_both_paths(
         gotrue_spec(shared=tmp_path / "absent", cache_dir=tmp_path / "c", url=unreachable)
     message = str(excinfo.value)
     assert "\n" not in message
-    assert str(tmp_path / "absent") in message and "download" in message
+    assert str(tmp_path / "absent") in message
+    assert "download" in message
