@@ -46,3 +46,17 @@ def test_the_request_id_is_stamped_when_the_record_is_made() -> None:
     formatted = json.loads(JsonFormatter().format(record))
     assert formatted["request_id"] == "rid-42"
     assert formatted["message"] == "hello"
+
+
+def test_console_lines_are_readable_and_still_redact() -> None:
+    from auth_service.core.logging import ConsoleFormatter
+
+    record = logging.makeLogRecord(
+        {"msg": "login", "levelno": logging.INFO, "levelname": "INFO", "name": "auth.x",
+         "password": "hunter2", "status": 401}
+    )  # fmt: skip
+    line = ConsoleFormatter().format(record)
+    assert " info    auth.x: login  " in line
+    assert "password=[redacted]" in line
+    assert "status=401" in line
+    assert "hunter2" not in line
