@@ -180,8 +180,14 @@ async def assign_role(
 @router.delete(
     "/{client_id}/roles/{role_id}",
     response_model=ClientRead,
-    responses={**_ERRORS, **_NOT_FOUND},
-    summary="Remove a role (idempotent)",
+    responses={
+        **_ERRORS,
+        404: {
+            "description": "Unknown client (`client_not_found`) or role (`role_not_found`),"
+            " or the client does not hold the role (`assignment_not_found`)."
+        },
+    },
+    summary="Remove a role; 404 assignment_not_found when the client does not hold it",
     **permission_doc("clients:write"),
 )
 async def remove_role(
