@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth_service.clients import cli as clients_cli
 from auth_service.config import Settings, configuration_problems
+from auth_service.core.errors import AppError
 from auth_service.oauth2 import cli as oauth2_cli
 from auth_service.rbac import cli as rbac_cli
 
@@ -176,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in configuration_problems(exc):
             print(f"  - {problem}", file=sys.stderr)
         return 2
+    except AppError as exc:  # what the API would answer as 4xx: its message and stable code
+        print(f"auth-service: {exc.message} ({exc.code})", file=sys.stderr)
+        return 1
     except PortInUse as exc:
         print(f"auth-service: {exc}", file=sys.stderr)
         return 1

@@ -45,7 +45,8 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown cli
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The name is taken."}}
 
 
-def _read(view: ClientView) -> ClientRead:
+def client_read(view: ClientView) -> ClientRead:
+    """The API's view of a client (the operator CLI prints the same)."""
     return ClientRead(**_fields(view))
 
 
@@ -101,7 +102,9 @@ async def list_clients(
     service: Clients, _: ClientsReader, limit: Limit = 50, offset: Offset = 0
 ) -> ClientPage:
     views, total = await service.page(limit=limit, offset=offset)
-    return ClientPage(items=[_read(v) for v in views], total=total, limit=limit, offset=offset)
+    return ClientPage(
+        items=[client_read(v) for v in views], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get(
@@ -112,7 +115,7 @@ async def list_clients(
     **permission_doc("clients:read"),
 )
 async def get_client(client_id: uuid.UUID, service: Clients, _: ClientsReader) -> ClientRead:
-    return _read(await service.get(client_id))
+    return client_read(await service.get(client_id))
 
 
 @router.put(
@@ -132,7 +135,7 @@ async def update_client(
         allowed_audiences=body.allowed_audiences,
         is_active=body.is_active,
     )
-    return _read(view)
+    return client_read(view)
 
 
 @router.delete(
@@ -174,7 +177,7 @@ async def rotate_secret(
 async def assign_role(
     client_id: uuid.UUID, role_id: uuid.UUID, service: Clients, _: ClientsWriter
 ) -> ClientRead:
-    return _read(await service.assign_role(client_id, role_id))
+    return client_read(await service.assign_role(client_id, role_id))
 
 
 @router.delete(
@@ -193,4 +196,4 @@ async def assign_role(
 async def remove_role(
     client_id: uuid.UUID, role_id: uuid.UUID, service: Clients, _: ClientsWriter
 ) -> ClientRead:
-    return _read(await service.remove_role(client_id, role_id))
+    return client_read(await service.remove_role(client_id, role_id))

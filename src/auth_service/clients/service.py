@@ -88,6 +88,16 @@ class ClientService:
             await self.repo.add_role(client.id, role.id)
         return ClientView(client, sorted(roles, key=lambda r: r.name)), plain
 
+    async def id_for(self, ref: str) -> uuid.UUID:
+        """A client addressed by id or by name (operators type names)."""
+        try:
+            client_id: uuid.UUID | None = uuid.UUID(ref)
+        except ValueError:
+            client_id = await self.repo.id_by_name(ref)
+        if client_id is None:
+            raise ClientNotFound(f"No client named {ref!r}.")
+        return client_id
+
     async def get(self, client_id: uuid.UUID) -> ClientView:
         client = await self._client(client_id)
         roles = await self.repo.roles_of([client.id])
