@@ -145,6 +145,8 @@ def _session_out(session: IdentitySession) -> SessionResponse:
             email=session.user.email,
             email_confirmed=session.user.email_confirmed,
         ),
+        aal=session.aal,
+        next_aal=session.next_aal,
     )
 
 
