@@ -25,6 +25,7 @@ from auth_service.core.middleware import RequestContextMiddleware
 from auth_service.core.ratelimit import RateLimiter
 from auth_service.oauth2 import endpoints as oauth2_endpoints
 from auth_service.oauth2 import lifecycle as oauth2_lifecycle
+from auth_service.oauth2.ratelimit import LocalRateLimiter
 from auth_service.rbac import endpoints as rbac_endpoints
 from auth_service.rbac import lifecycle as rbac_lifecycle
 from auth_service.startup import announce
@@ -61,6 +62,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.kv = kv
     app.state.rate_limiter = RateLimiter(
         settings.redis_url, settings.redis_key_prefix, settings.rate_limit_enabled
+    )
+    app.state.default_rate_limiter = LocalRateLimiter(
+        settings.rate_limit_default, settings.rate_limit_enabled
     )
     app.state.token_resolvers = []
     started = []

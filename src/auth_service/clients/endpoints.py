@@ -24,9 +24,10 @@ from auth_service.clients.schemas import (
 from auth_service.clients.service import ClientService, ClientView
 from auth_service.core.db import DbSession
 from auth_service.core.pagination import Limit, Offset
+from auth_service.core.ratelimit import DefaultRateLimit
 from auth_service.rbac.authorization import Principal, permission_doc, require_permission
 
-router = APIRouter(prefix="/auth/admin/clients", tags=["clients"])
+router = APIRouter(prefix="/auth/admin/clients", tags=["clients"], dependencies=[DefaultRateLimit])
 
 
 def get_client_service(request: Request, session: DbSession) -> ClientService:
