@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 
 from auth_service.config import LogFormat, Settings, served_base_url
 from auth_service.identity.summary import describe_identity_provider
 
 logger = logging.getLogger("auth_service.startup")
+
+
+def without_password(url: str) -> str:
+    """The URL with any password removed (the user name stays: it helps, and is no secret)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{host}"))
 
 
 def describe_database(settings: Settings, embedded_data_dir: Path | None) -> str:
@@ -20,14 +30,13 @@ def describe_database(settings: Settings, embedded_data_dir: Path | None) -> str
         return f"embedded PostgreSQL at {embedded_data_dir}"
     if not settings.auth_service_database_url:
         return "not configured"
-    url = make_url(settings.auth_service_database_url).set(password=None)
-    return url.render_as_string(hide_password=True)
+    return without_password(settings.auth_service_database_url)
 
 
 def describe_redis(settings: Settings) -> str:
     if not settings.redis_url:
         return "none: denylists and rate limits in-process (one replica only)"
-    return make_url(settings.redis_url).set(password=None).render_as_string(hide_password=True)
+    return without_password(settings.redis_url)
 
 
 def startup_summary(app: FastAPI) -> dict[str, str]:
