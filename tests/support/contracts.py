@@ -45,15 +45,17 @@ def gotrue_spec(
             data = path.read_bytes()
             if _matches(data, sha256):
                 return data
+    failure: str | None = None
     try:
         response = httpx.get(url, timeout=timeout, follow_redirects=True)
         response.raise_for_status()
     except httpx.HTTPError as exc:
+        failure = type(exc).__name__
+    if failure is not None:  # raised outside the handler: one line, no chained exceptions
         raise ContractUnavailable(
             f"GoTrue contract not found at {shared} or {cached}, and the download of {url}"
-            f" failed ({type(exc).__name__}); put the file at either path"
-            f" (sha256 {sha256})"
-        ) from exc
+            f" failed ({failure}); put the file at either path (sha256 {sha256})"
+        )
     if not _matches(response.content, sha256):
         raise ContractUnavailable(
             f"GoTrue contract downloaded from {url} does not match the pinned sha256 {sha256}"
