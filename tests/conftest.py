@@ -137,14 +137,44 @@ def _redis_available(url: str) -> bool:
         return False
 
 
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _choose_redis() -> tuple[str | None, str]:
+    """REDIS_URL when set; otherwise a Redis answering on the default local port. And why."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        if _redis_available(url):
+            return url, f"Redis: {url} (REDIS_URL)"
+        return None, f"Redis: REDIS_URL={url} does not answer; Redis tests skip"
+    if _redis_available(LOCAL_REDIS_URL):
+        return LOCAL_REDIS_URL, f"Redis: {LOCAL_REDIS_URL} (REDIS_URL unset, found locally)"
+    return None, f"Redis: none (REDIS_URL unset, nothing at {LOCAL_REDIS_URL}); Redis tests skip"
+
+
+_REDIS_CHOICE: tuple[str | None, str] | None = None
+
+
+def redis_choice() -> tuple[str | None, str]:
+    global _REDIS_CHOICE
+    if _REDIS_CHOICE is None:
+        _REDIS_CHOICE = _choose_redis()
+    return _REDIS_CHOICE
+
+
+def pytest_report_header() -> str:
+    """Say which Redis the run uses, at the top of every pytest run."""
+    return redis_choice()[1]
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str | None:
-    """REDIS_URL when it answers; with REQUIRE_REDIS=1 a missing Redis fails the run."""
-    url = os.environ.get("REDIS_URL")
-    if url and _redis_available(url):
+    """REDIS_URL or a local Redis when it answers; with REQUIRE_REDIS=1 none fails the run."""
+    url, reason = redis_choice()
+    if url:
         return url
     if os.environ.get("REQUIRE_REDIS") == "1":
-        pytest.fail(f"REQUIRE_REDIS=1 but Redis is not reachable at REDIS_URL={url!r}")
+        pytest.fail(f"REQUIRE_REDIS=1 but {reason}")
     return None
 
 
@@ -152,7 +182,7 @@ def redis_url() -> str | None:
 def require_redis(redis_url: str | None) -> str:
     if redis_url is None:
         pytest.skip(
-            "Redis not available: set REDIS_URL (CI sets REQUIRE_REDIS=1 to make this fail)"
+            f"{redis_choice()[1]} (set REDIS_URL; CI sets REQUIRE_REDIS=1 to make this fail)"
         )
     return redis_url
 

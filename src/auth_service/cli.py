@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from auth_service.clients import cli as clients_cli
-from auth_service.config import Settings
+from auth_service.config import Settings, configuration_problems
+from auth_service.core.errors import AppError
 from auth_service.oauth2 import cli as oauth2_cli
 from auth_service.rbac import cli as rbac_cli
 
@@ -41,6 +45,29 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+class PortInUse(Exception):
+    """The port is taken; the message says how to choose another."""
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves, so a busy port is one clear sentence."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(
+            f"port {port} on {host} is already in use (another auth-service?). Choose another:"
+            f" `PORT={port + 1} make run` or `auth-service serve --port {port + 1}`."
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -50,21 +77,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # `with _database(...)`, which stops an embedded PostgreSQL instead of leaving it running.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = Settings()
+    # The host and port actually served: the startup summary and, without TOKEN_ISSUER, the
+    # token issuer and the metadata URLs follow them.
+    settings = settings.model_copy(
+        update={"host": args.host or settings.host, "port": args.port or settings.port}
+    )
+    sock = bind_socket(settings.host, settings.port)  # before migrating: fail fast
     if not args.no_migrate:
         migrate(settings.auth_service_database_url)
     app = create_app(settings)
+    app.state.embedded_data_dir = _EMBEDDED_DATA_DIR.get("path")
     config = uvicorn.Config(
         app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=settings.host,
+        port=settings.port,
         # The server sets scope["root_path"] (FastAPI's own root_path argument is deprecated).
         root_path=settings.root_path,
         log_config=None,
         proxy_headers=settings.trust_forwarded_for,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+# Set while this process uses the embedded server, for the startup summary.
+_EMBEDDED_DATA_DIR: dict[str, Path] = {}
 
 
 @contextlib.contextmanager
@@ -80,14 +118,17 @@ def _database(settings: Settings, *, migrate_embedded: bool) -> Iterator[None]:
         return
     from auth_service.core.embedded_pg import embedded_postgres
 
-    with embedded_postgres(Path(settings.embedded_postgres_data_dir)) as url:
+    data_dir = Path(settings.embedded_postgres_data_dir)
+    with embedded_postgres(data_dir) as url:
         os.environ["AUTH_SERVICE_DATABASE_URL"] = url
+        _EMBEDDED_DATA_DIR["path"] = data_dir
         try:
             if migrate_embedded:
                 migrate(url)
             yield
         finally:
             del os.environ["AUTH_SERVICE_DATABASE_URL"]
+            _EMBEDDED_DATA_DIR.clear()
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -128,8 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _database(Settings(), migrate_embedded=args.command not in ("serve", "migrate")):
             result: int = args.func(args)
     except KeyboardInterrupt:
-        return 130
-    except ValueError as exc:  # settings validation: one clear message, no traceback
+        # Ctrl-C is how a developer stops `make run`: not a failure (no `make: *** Error 130`).
+        return 0 if args.command == "serve" else 130
+    except ValidationError as exc:
+        # pydantic's text repeats the values given, secrets included: name the rule only.
+        print("auth-service: invalid configuration:", file=sys.stderr)
+        for problem in configuration_problems(exc):
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except AppError as exc:  # what the API would answer as 4xx: its message and stable code
+        print(f"auth-service: {exc.message} ({exc.code})", file=sys.stderr)
+        return 1
+    except PortInUse as exc:
+        print(f"auth-service: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # one clear message, no traceback
         print(f"auth-service: {exc}", file=sys.stderr)
         return 2
     except (SQLAlchemyError, OSError) as exc:

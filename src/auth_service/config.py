@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values that must never reach production: the defaults below and well-known placeholders.
@@ -30,6 +30,11 @@ class Environment(StrEnum):
     TEST = "test"
     STAGING = "staging"
     PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
 
 
 class SigningAlgorithm(StrEnum):
@@ -78,7 +83,8 @@ class Settings(BaseSettings):
     client_secret_pepper: SecretStr = SecretStr("dev-client-secret-pepper-change-me")
     client_secret_rotation_grace_seconds: int = 86_400
     access_token_ttl_seconds: int = 900
-    token_issuer: str = "http://127.0.0.1:8000"
+    # Unset: derived from the host, port and ROOT_PATH actually served (development only).
+    token_issuer: str | None = None
     default_audience: str = "auth-service"
     client_cache_ttl_seconds: int = 30
 
@@ -104,6 +110,11 @@ class Settings(BaseSettings):
     rate_limit_register: str = "5/minute"
     rate_limit_password_reset: str = "5/minute"
 
+    # --- first hour (issue 13) ------------------------------------------------------------
+    # console: readable lines and a startup summary; json: one object per line. Unset:
+    # console in development, json elsewhere.
+    log_format: LogFormat | None = None
+
     # --- bootstrap -----------------------------------------------------------------------
     initial_admin_email: str | None = None
     initial_admin_password: SecretStr | None = None
@@ -121,6 +132,21 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        if self.environment is Environment.DEVELOPMENT:
+            return LogFormat.CONSOLE
+        return LogFormat.JSON
+
+    @property
+    def issuer(self) -> str:
+        """TOKEN_ISSUER, or the URL this process serves (host, port and ROOT_PATH)."""
+        if self.token_issuer:
+            return self.token_issuer
+        return f"{served_base_url(self.host, self.port)}{self.root_path}"
 
     @property
     def supabase_configured(self) -> bool:
@@ -150,11 +176,38 @@ class Settings(BaseSettings):
                 problems.append(f"{name} must be at least 32 characters in production")
         if "*" in self.cors_origins:
             problems.append("CORS_ORIGINS must not contain '*' in production")
-        if self.token_issuer.startswith("http://"):
+        if not self.token_issuer:
+            problems.append("TOKEN_ISSUER must be set in production (the public https URL)")
+        elif self.token_issuer.startswith("http://"):
             problems.append("TOKEN_ISSUER must be an https URL in production")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def served_base_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses to reach a server bound to host:port."""
+    if host in {"0.0.0.0", "", "::"}:  # noqa: S104 - every interface: loopback reaches it
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def configuration_problems(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the setting and the rule, never the value given.
+
+    pydantic's own text repeats the input (`input_value=...`), which may be a secret.
+    """
+    lines: list[str] = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = [str(part) for part in error["loc"]]
+        if loc:
+            lines.append(f"{loc[0].upper()}: {message}")
+        else:  # the model-level checks (production guard) join their problems with "; "
+            lines.extend(part for part in message.split("; ") if part)
+    return lines
 
 
 @lru_cache

@@ -25,8 +25,10 @@ from auth_service.core.middleware import RequestContextMiddleware
 from auth_service.core.ratelimit import RateLimiter
 from auth_service.oauth2 import endpoints as oauth2_endpoints
 from auth_service.oauth2 import lifecycle as oauth2_lifecycle
+from auth_service.oauth2.ratelimit import LocalRateLimiter
 from auth_service.rbac import endpoints as rbac_endpoints
 from auth_service.rbac import lifecycle as rbac_lifecycle
+from auth_service.startup import announce
 from auth_service.users import endpoints as users_endpoints
 from auth_service.users import lifecycle as users_lifecycle
 
@@ -61,6 +63,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.rate_limiter = RateLimiter(
         settings.redis_url, settings.redis_key_prefix, settings.rate_limit_enabled
     )
+    app.state.default_rate_limiter = LocalRateLimiter(
+        settings.rate_limit_default, settings.rate_limit_enabled
+    )
     app.state.token_resolvers = []
     started = []
     try:
@@ -70,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Everything built so far lives as long as the process: keep it out of the collector's
         # scans, which shortens full collections (the latency tail under load).
         gc.freeze()
+        announce(app)
         yield
     finally:
         gc.unfreeze()
@@ -82,7 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.logging_level)
+    configure_logging(settings.logging_level, settings.effective_log_format.value)
     app = FastAPI(
         title="auth_service",
         version=__version__,

@@ -251,6 +251,10 @@ async def test_assigning_and_removing_roles_changes_token_permissions(
     removed = await client.delete(f"{BASE}/{target_id}/roles/{admin_id}", headers=headers)
     assert removed.status_code == 200
     assert removed.json()["roles"] == []
+    # Like every other removal: what is not assigned cannot be removed.
+    again_removed = await client.delete(f"{BASE}/{target_id}/roles/{admin_id}", headers=headers)
+    assert again_removed.status_code == 404
+    assert again_removed.json()["error"] == "assignment_not_found"
     # The old token still names admin, but permissions are loaded from the database.
     after = await client.get(BASE, headers={"Authorization": f"Bearer {token}"})
     assert after.status_code == 403

@@ -107,3 +107,29 @@ def test_development_accepts_defaults() -> None:
 )
 def test_database_urls_are_normalised_for_asyncpg(given: str, expected: str) -> None:
     assert async_database_url(given) == expected
+
+
+def test_configuration_problems_name_the_setting_and_rule_never_the_value() -> None:
+    from auth_service.config import configuration_problems
+
+    with pytest.raises(ValidationError) as excinfo:
+        make_settings(port="p0rt-value", m2m_signing_algorithm="none-such")
+    problems = configuration_problems(excinfo.value)
+    assert problems[0].startswith("PORT: Input should be a valid integer")
+    assert problems[1].startswith("M2M_SIGNING_ALGORITHM: Input should be 'ES256' or 'HS256'")
+    assert "p0rt-value" not in " ".join(problems)
+    with pytest.raises(ValidationError) as excinfo:
+        _production(m2m_jwt_secret_key="short-Secret-1", token_issuer=None)
+    problems = configuration_problems(excinfo.value)
+    assert problems == [
+        "M2M_JWT_SECRET_KEY must be at least 32 characters in production",
+        "TOKEN_ISSUER must be set in production (the public https URL)",
+    ]
+
+
+def test_log_format_defaults_to_console_only_in_development() -> None:
+    assert make_settings(environment="development").effective_log_format == "console"
+    assert make_settings(environment="staging").effective_log_format == "json"
+    assert make_settings(environment="development", log_format="json").effective_log_format == (
+        "json"
+    )

@@ -65,6 +65,8 @@ async def fuzz_target(
         auth_service_database_url=database_url,
         redis_url=redis_url,
         token_issuer=f"http://127.0.0.1:{port}",
+        # Every fuzzed call should reach its endpoint, not stop at the default limit's 429.
+        rate_limit_default="1000000/minute",
         **supabase_overrides(gotrue_server),
     )
     with serve_in_thread(create_app(app_settings), port, name="fuzz-server") as url:

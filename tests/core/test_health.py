@@ -29,3 +29,12 @@ async def test_unknown_route_has_the_error_body(client: httpx.AsyncClient) -> No
     response = await client.get("/nope", headers={"X-Request-ID": "rid-1"})
     assert response.status_code == 404
     assert response.json() == {"error": "not_found", "message": "Not Found", "request_id": "rid-1"}
+
+
+async def test_the_root_points_to_the_docs_and_health(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["docs"], body["health"], body["ready"]) == ("/docs", "/health", "/ready")
+    assert (await client.get(body["docs"])).status_code == 200
+    assert (await client.get(body["health"])).json() == {"status": "ok"}

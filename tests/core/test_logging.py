@@ -6,6 +6,8 @@ import json
 import logging
 import traceback
 
+import pytest
+
 from auth_service.core.logging import JsonFormatter, configure_logging, request_id_var
 
 
@@ -46,3 +48,61 @@ def test_the_request_id_is_stamped_when_the_record_is_made() -> None:
     formatted = json.loads(JsonFormatter().format(record))
     assert formatted["request_id"] == "rid-42"
     assert formatted["message"] == "hello"
+
+
+def test_console_lines_are_readable_and_still_redact() -> None:
+    from auth_service.core.logging import ConsoleFormatter
+
+    record = logging.makeLogRecord(
+        {"msg": "login", "levelno": logging.INFO, "levelname": "INFO", "name": "auth.x",
+         "password": "hunter2", "status": 401}
+    )  # fmt: skip
+    line = ConsoleFormatter().format(record)
+    assert " info    auth.x: login  " in line
+    assert "password=[redacted]" in line
+    assert "status=401" in line
+    assert "hunter2" not in line
+
+
+async def test_json_startup_is_one_line_with_the_summary_fields(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auth_service.main import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        auth_service_database_url=database_url,
+        redis_url="redis://:redis-Pass-1@127.0.0.1:1/0",  # not contacted at startup
+        logging_level="INFO",
+        log_format="json",
+        token_issuer=None,
+        port=8765,
+    )
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            kid = app.state.oauth2.keys.ring.signing_kid
+    finally:
+        logging.getLogger().handlers[:] = []  # they write to this test's captured stdout
+    out = capsys.readouterr().out
+    (line,) = [json.loads(x) for x in out.splitlines() if '"auth_service is up"' in x]
+    assert line["url"] == "http://127.0.0.1:8765"
+    assert line["docs"] == "http://127.0.0.1:8765/docs"
+    assert line["signing_key"] == kid
+    assert line["token_issuer"] == "http://127.0.0.1:8765"
+    assert line["redis"] == "redis://127.0.0.1:1/0"  # the password is not repeated
+    assert "redis-Pass-1" not in out
+    assert "postgres" in line["database"]
+    assert line["identity_provider"].startswith("not configured")
+
+
+def test_urls_in_the_summary_lose_their_password() -> None:
+    from auth_service.startup import without_password
+
+    assert without_password("postgresql://app:pw-9@db.example:5432/app?sslmode=require") == (
+        "postgresql://app@db.example:5432/app?sslmode=require"
+    )
+    assert without_password("rediss://:pw-9@cache:6380/1") == "rediss://cache:6380/1"
+    assert without_password("postgresql+asyncpg://postgres@/auth_service?host=/tmp/s") == (
+        "postgresql+asyncpg://postgres@/auth_service?host=/tmp/s"
+    )

@@ -1,7 +1,8 @@
 """The GoTrue stand-in must not drift from Supabase's published contract.
 
 Each exchange below is made over HTTP against the stand-in and its response is validated with
-openapi-core against ../shared/contracts/gotrue-openapi.yaml (beside the repository, as in CI).
+openapi-core against Supabase's pinned OpenAPI file: ../shared/contracts/gotrue-openapi.yaml
+beside the repository (as in CI), or a checksummed download cached in .cache/contracts/.
 Known flaws of that file (see NOTES.md beside it) are handled explicitly, in memory only:
 - /signup's `oneOf` matches any object, so it is read as `anyOf`;
 - the 2024-01-01 error body is not described: error replies are validated in the legacy shape
@@ -17,7 +18,6 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,9 +29,9 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
+from tests.support.contracts import ContractUnavailable, gotrue_spec
 from tests.support.gotrue import ANON_KEY, SERVICE_ROLE_KEY, GoTrueStandIn
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "gotrue-openapi.yaml"
 VERSION = {"X-Supabase-Api-Version": "2024-01-01"}
 
 
@@ -55,11 +55,14 @@ class WireResponse:
 
 @pytest.fixture(scope="module")
 def spec_dict() -> dict[str, Any]:
-    if not SPEC_PATH.is_file():
-        pytest.fail(
-            f"GoTrue contract not found at {SPEC_PATH}; CI checks out shared/ beside the repo."
-        )
-    data: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text())
+    problem: str | None = None
+    try:
+        raw = gotrue_spec()
+    except ContractUnavailable as exc:
+        problem = str(exc)
+    if problem is not None:  # outside the handler, so pytest shows this one line only
+        pytest.fail(problem, pytrace=False)
+    data: dict[str, Any] = yaml.safe_load(raw)
     signup_200 = data["paths"]["/signup"]["post"]["responses"][200]["content"]["application/json"]
     signup_200["schema"] = {"anyOf": signup_200["schema"]["oneOf"]}
     return data

@@ -305,3 +305,37 @@ async def test_a_changed_encryption_key_stops_startup_with_a_clear_message(
     with pytest.raises(RuntimeError, match="SIGNING_KEY_ENCRYPTION_KEY"):
         async with other.router.lifespan_context(other):
             pass
+
+
+async def test_openid_configuration_serves_the_same_metadata(client: httpx.AsyncClient) -> None:
+    oauth = (await client.get("/.well-known/oauth-authorization-server")).json()
+    response = await client.get("/.well-known/openid-configuration")
+    assert response.status_code == 200
+    oidc = response.json()
+    assert oidc == {**oauth, "subject_types_supported": ["public"]}
+    # Machine tokens have no end user: nothing here may promise an OpenID provider's endpoints.
+    assert "userinfo_endpoint" not in oidc
+    assert "authorization_endpoint" not in oidc
+
+
+async def test_without_token_issuer_the_issuer_follows_host_port_and_root_path(
+    database_url: str,
+) -> None:
+    settings = make_settings(
+        auth_service_database_url=database_url,
+        token_issuer=None,
+        host="0.0.0.0",  # noqa: S104 - bound everywhere, reached on loopback
+        port=8123,
+        root_path="/identity/",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            body = (await c.get("/.well-known/oauth-authorization-server")).json()
+            client_id, secret = await create_client(app)
+            token = await client_token(c, client_id, secret)
+    assert body["issuer"] == "http://127.0.0.1:8123/identity"
+    assert body["token_endpoint"] == "http://127.0.0.1:8123/identity/auth/token"
+    assert body["jwks_uri"] == "http://127.0.0.1:8123/identity/.well-known/jwks.json"
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == body["issuer"]

@@ -81,7 +81,11 @@ async def test_openapi_declares_bearer_auth_and_each_permission(client: httpx.As
     }
     for (method, path), permission in EXPECTED.items():
         operation = schema["paths"][path][method.lower()]
-        assert operation["security"] == [{"BearerToken": []}], (method, path)
+        # Either scheme: a pasted bearer token, or client credentials /docs exchanges itself.
+        assert operation["security"] == [{"BearerToken": []}, {"ClientCredentials": []}], (
+            method,
+            path,
+        )
         assert operation["x-required-permissions"] == [permission], (method, path)
         assert f"Requires permission `{permission}`." in operation["description"]
         assert {"401", "403"} <= set(operation["responses"]), (method, path)

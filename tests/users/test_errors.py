@@ -300,6 +300,9 @@ async def test_without_supabase_human_endpoints_are_503_not_configured(
         me = await client.get("/auth/users/me", headers=bearer("x.y.z"))
     assert_error(response, 503, "identity_provider_not_configured")
     assert_error(me, 503, "identity_provider_not_configured")
+    # It says what to set and where to read about it.
+    assert "SUPABASE_URL" in response.json()["message"]
+    assert "docs/supabase.md" in response.json()["message"]
 
 
 async def test_malformed_payload_is_422_without_echoing_the_password(

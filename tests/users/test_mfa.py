@@ -24,6 +24,7 @@ async def test_enroll_challenge_verify_gives_an_aal2_session_and_unenroll_needs_
     await register_user(client, "mfa@example.com")
     session = await login_user(client, "mfa@example.com")
     assert claims(session["access_token"])["aal"] == "aal1"
+    assert (session["aal"], session["next_aal"]) == ("aal1", "aal1")  # nothing to step up to
     headers = bearer(session["access_token"])
 
     enrolled = await client.post(
@@ -56,6 +57,7 @@ async def test_enroll_challenge_verify_gives_an_aal2_session_and_unenroll_needs_
     assert verified.status_code == 200, verified.text
     aal2 = verified.json()
     assert claims(aal2["access_token"])["aal"] == "aal2"
+    assert (aal2["aal"], aal2["next_aal"]) == ("aal2", "aal2")
     assert aal2["user"]["email"] == "mfa@example.com"
 
     # The new aal2 token is accepted by our local verification.
@@ -66,6 +68,8 @@ async def test_enroll_challenge_verify_gives_an_aal2_session_and_unenroll_needs_
 
     # A fresh aal1 session may not remove a verified factor; the aal2 session may.
     aal1 = await login_user(client, "mfa@example.com")
+    # The login says a verified factor requires step-up, so a frontend knows to challenge.
+    assert (aal1["aal"], aal1["next_aal"]) == ("aal1", "aal2")
     refused = await client.delete(
         f"/auth/users/mfa/factors/{factor['factor_id']}", headers=bearer(aal1["access_token"])
     )

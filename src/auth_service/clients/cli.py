@@ -1,18 +1,33 @@
-"""`auth-service clients ...`: create a client without any human login (operator bootstrap)."""
+"""`auth-service clients ...`: the admin API's client work from a shell, without any token.
+
+Every command goes through `ClientService`, as the admin endpoints do, and prints the API's
+own JSON with `--json` (a table otherwise). Clients are addressed by id or by name.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.cli_support import add_json_flag, emit, run_in_session
+from auth_service.clients.endpoints import client_read
 from auth_service.clients.service import ClientService
 from auth_service.config import Settings
-from auth_service.core.db import create_engine, create_session_factory
-from auth_service.core.errors import AppError
-from auth_service.rbac.bootstrap import seed_core_rbac
+
+_COLUMNS = ["name", "client_id", "is_active", "roles", "allowed_audiences", "created_at"]
+_DETAIL = [
+    "name",
+    "client_id",
+    "description",
+    "is_active",
+    "roles",
+    "allowed_audiences",
+    "secret_rotation_grace_until",
+    "created_at",
+    "updated_at",
+]
 
 
 def register(sub: Any) -> None:  # argparse's _SubParsersAction is private API
@@ -30,31 +45,105 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private API
     create.add_argument("--description")
     create.set_defaults(func=_cmd_create)
 
+    listing = commands.add_parser("list", help="list clients with their roles")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--offset", type=int, default=0)
+    add_json_flag(listing)
+    listing.set_defaults(func=_cmd_list)
 
-async def _create(settings: Settings, args: argparse.Namespace) -> dict[str, str]:
-    if not settings.auth_service_database_url:
-        raise ValueError("AUTH_SERVICE_DATABASE_URL is not set")
-    engine = create_engine(settings.auth_service_database_url, pool_size=1, max_overflow=0)
-    try:
-        async with create_session_factory(engine).begin() as session:
-            # Core roles exist even if the service has never started against this database.
-            await seed_core_rbac(session)
-            view, secret = await ClientService(session, settings).create(
-                name=args.name,
-                description=args.description,
-                role_names=args.role,
-                allowed_audiences=args.audience,
-            )
-        return {"client_id": str(view.client.id), "client_secret": secret}
-    finally:
-        await engine.dispose()
+    for name, func, text in (
+        ("show", _cmd_show, "one client (never its secret)"),
+        (
+            "rotate-secret",
+            _cmd_rotate,
+            "new secret, printed once; the old one works for CLIENT_SECRET_ROTATION_GRACE_SECONDS",
+        ),
+        ("deactivate", _cmd_deactivate, "refuse new tokens; its tokens stop working at once"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("client", metavar="CLIENT", help="client name or id")
+        add_json_flag(command)
+        command.set_defaults(func=func)
+
+
+def _table_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "roles": [role["name"] for role in row["roles"]]}
+
+
+def _show(data: dict[str, Any] | list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        emit(data, as_json=True, columns=columns)
+    elif isinstance(data, list):
+        emit([_table_row(r) for r in data], as_json=False, columns=columns)
+    else:
+        emit(_table_row(data), as_json=False, columns=columns)
 
 
 def _cmd_create(args: argparse.Namespace) -> int:
-    try:
-        result = asyncio.run(_create(Settings(), args))
-    except AppError as exc:
-        print(f"auth-service: {exc.message} ({exc.code})", file=sys.stderr)
-        return 1
-    print(json.dumps(result))
+    async def work(session: AsyncSession, settings: Settings) -> dict[str, str]:
+        view, secret = await ClientService(session, settings).create(
+            name=args.name,
+            description=args.description,
+            role_names=args.role,
+            allowed_audiences=args.audience,
+        )
+        return {"client_id": str(view.client.id), "client_secret": secret}
+
+    emit(run_in_session(work), as_json=True, columns=[])
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
+        views, _ = await ClientService(session, settings).page(limit=args.limit, offset=args.offset)
+        return [client_read(v).model_dump(mode="json") for v in views]
+
+    _show(run_in_session(work), args.json, _COLUMNS)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession, settings: Settings) -> dict[str, Any]:
+        service = ClientService(session, settings)
+        view = await service.get(await service.id_for(args.client))
+        return client_read(view).model_dump(mode="json")
+
+    _show(run_in_session(work), args.json, _DETAIL)
+    return 0
+
+
+def _cmd_rotate(args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession, settings: Settings) -> dict[str, Any]:
+        service = ClientService(session, settings)
+        client_id = await service.id_for(args.client)
+        secret, expires = await service.rotate_secret(client_id)
+        return {
+            "client_id": str(client_id),
+            "client_secret": secret,
+            "previous_secret_expires_at": expires.isoformat(),
+        }
+
+    emit(
+        run_in_session(work),
+        as_json=args.json,
+        columns=["client_id", "client_secret", "previous_secret_expires_at"],
+    )
+    return 0
+
+
+def _cmd_deactivate(args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession, settings: Settings) -> dict[str, Any]:
+        service = ClientService(session, settings)
+        current = (await service.get(await service.id_for(args.client))).client
+        # The same full replacement as PUT /auth/admin/clients/{id}, with is_active false.
+        view = await service.update(
+            current.id,
+            name=current.client_name,
+            description=current.description,
+            allowed_audiences=list(current.allowed_audiences),
+            is_active=False,
+        )
+        return client_read(view).model_dump(mode="json")
+
+    _show(run_in_session(work), args.json, _DETAIL)
     return 0

@@ -24,9 +24,10 @@ from auth_service.clients.schemas import (
 from auth_service.clients.service import ClientService, ClientView
 from auth_service.core.db import DbSession
 from auth_service.core.pagination import Limit, Offset
+from auth_service.core.ratelimit import DefaultRateLimit
 from auth_service.rbac.authorization import Principal, permission_doc, require_permission
 
-router = APIRouter(prefix="/auth/admin/clients", tags=["clients"])
+router = APIRouter(prefix="/auth/admin/clients", tags=["clients"], dependencies=[DefaultRateLimit])
 
 
 def get_client_service(request: Request, session: DbSession) -> ClientService:
@@ -45,7 +46,8 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown cli
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The name is taken."}}
 
 
-def _read(view: ClientView) -> ClientRead:
+def client_read(view: ClientView) -> ClientRead:
+    """The API's view of a client (the operator CLI prints the same)."""
     return ClientRead(**_fields(view))
 
 
@@ -101,7 +103,9 @@ async def list_clients(
     service: Clients, _: ClientsReader, limit: Limit = 50, offset: Offset = 0
 ) -> ClientPage:
     views, total = await service.page(limit=limit, offset=offset)
-    return ClientPage(items=[_read(v) for v in views], total=total, limit=limit, offset=offset)
+    return ClientPage(
+        items=[client_read(v) for v in views], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get(
@@ -112,7 +116,7 @@ async def list_clients(
     **permission_doc("clients:read"),
 )
 async def get_client(client_id: uuid.UUID, service: Clients, _: ClientsReader) -> ClientRead:
-    return _read(await service.get(client_id))
+    return client_read(await service.get(client_id))
 
 
 @router.put(
@@ -132,7 +136,7 @@ async def update_client(
         allowed_audiences=body.allowed_audiences,
         is_active=body.is_active,
     )
-    return _read(view)
+    return client_read(view)
 
 
 @router.delete(
@@ -174,17 +178,23 @@ async def rotate_secret(
 async def assign_role(
     client_id: uuid.UUID, role_id: uuid.UUID, service: Clients, _: ClientsWriter
 ) -> ClientRead:
-    return _read(await service.assign_role(client_id, role_id))
+    return client_read(await service.assign_role(client_id, role_id))
 
 
 @router.delete(
     "/{client_id}/roles/{role_id}",
     response_model=ClientRead,
-    responses={**_ERRORS, **_NOT_FOUND},
-    summary="Remove a role (idempotent)",
+    responses={
+        **_ERRORS,
+        404: {
+            "description": "Unknown client (`client_not_found`) or role (`role_not_found`),"
+            " or the client does not hold the role (`assignment_not_found`)."
+        },
+    },
+    summary="Remove a role; 404 assignment_not_found when the client does not hold it",
     **permission_doc("clients:write"),
 )
 async def remove_role(
     client_id: uuid.UUID, role_id: uuid.UUID, service: Clients, _: ClientsWriter
 ) -> ClientRead:
-    return _read(await service.remove_role(client_id, role_id))
+    return client_read(await service.remove_role(client_id, role_id))

@@ -138,6 +138,12 @@ class ClientRepository:
     async def get(self, client_id: uuid.UUID) -> AppClient | None:
         return await self.session.get(AppClient, client_id)
 
+    async def id_by_name(self, name: str) -> uuid.UUID | None:
+        found: uuid.UUID | None = await self.session.scalar(
+            select(AppClient.id).where(AppClient.client_name == name)
+        )
+        return found
+
     async def name_taken(self, name: str, *, exclude: uuid.UUID | None = None) -> bool:
         query = select(AppClient.id).where(AppClient.client_name == name)
         if exclude is not None:

@@ -28,6 +28,12 @@ class RoleNotFound(NotFound):
     message = "The role was not found."
 
 
+class ClientRoleNotAssigned(NotFound):
+    # The same code as every other removal of something not assigned (rbac).
+    code = "assignment_not_found"
+    message = "The client does not hold that role."
+
+
 class ClientNameTaken(Conflict):
     code = "client_name_taken"
     message = "A client with this name already exists."
@@ -81,6 +87,16 @@ class ClientService:
         for role in roles:
             await self.repo.add_role(client.id, role.id)
         return ClientView(client, sorted(roles, key=lambda r: r.name)), plain
+
+    async def id_for(self, ref: str) -> uuid.UUID:
+        """A client addressed by id or by name (operators type names)."""
+        try:
+            client_id: uuid.UUID | None = uuid.UUID(ref)
+        except ValueError:
+            client_id = await self.repo.id_by_name(ref)
+        if client_id is None:
+            raise ClientNotFound(f"No client named {ref!r}.")
+        return client_id
 
     async def get(self, client_id: uuid.UUID) -> ClientView:
         client = await self._client(client_id)
@@ -140,10 +156,12 @@ class ClientService:
         return await self.get(client_id)
 
     async def remove_role(self, client_id: uuid.UUID, role_id: uuid.UUID) -> ClientView:
+        """Removing a role the client does not hold is 404, like every other removal."""
         await self._client(client_id)
         if await self.repo.role(role_id) is None:
             raise RoleNotFound()
-        await self.repo.remove_role(client_id, role_id)
+        if not await self.repo.remove_role(client_id, role_id):
+            raise ClientRoleNotAssigned()
         return await self.get(client_id)
 
     async def _client(self, client_id: uuid.UUID) -> AppClient:

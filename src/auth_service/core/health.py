@@ -18,6 +18,19 @@ logger = logging.getLogger("auth_service.health")
 _CHECK_TIMEOUT_SECONDS = 2.0
 
 
+@router.get("/", summary="Where to go from here: the API docs and the health checks")
+async def index(request: Request) -> dict[str, str]:
+    root = request.scope.get("root_path", "").rstrip("/")
+    return {
+        "service": "auth_service",
+        "docs": f"{root}/docs",
+        "openapi": f"{root}/openapi.json",
+        "health": f"{root}/health",
+        "ready": f"{root}/ready",
+        "metadata": f"{root}/.well-known/oauth-authorization-server",
+    }
+
+
 @router.get("/health", summary="Liveness: the process is up")
 async def health() -> dict[str, str]:
     return {"status": "ok"}

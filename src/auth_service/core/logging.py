@@ -1,4 +1,4 @@
-"""JSON logs, one object per line, each stamped with the current request id."""
+"""Logs stamped with the current request id: JSON lines, or readable lines for a console."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def _summarise_traceback(message: str) -> tuple[str, str]:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.entry(record), default=str)
+
+    def entry(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The record as fields: secrets redacted, tracebacks only at DEBUG."""
         message = record.getMessage()
         debug = record.levelno <= logging.DEBUG or logging.getLogger().level <= logging.DEBUG
         if not debug and _TRACEBACK in message:
@@ -73,7 +77,20 @@ class JsonFormatter(logging.Formatter):
             entry["error_type"] = record.exc_info[0].__name__
             if record.levelno <= logging.DEBUG or logging.getLogger().level <= logging.DEBUG:
                 entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return entry
+
+
+class ConsoleFormatter(JsonFormatter):
+    """`12:00:01 info  logger: message key=value`: the same fields, for a person to read."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = self.entry(record)
+        ts = datetime.fromisoformat(entry.pop("ts")).astimezone().strftime("%H:%M:%S")
+        level, name, message = entry.pop("level"), entry.pop("logger"), entry.pop("message")
+        traceback_text = entry.pop("traceback", None)
+        extras = " ".join(f"{key}={value}" for key, value in entry.items())
+        line = f"{ts} {level:<7} {name}: {message}" + (f"  {extras}" if extras else "")
+        return f"{line}\n{traceback_text}" if traceback_text else line
 
 
 _base_factory = logging.getLogRecordFactory()
@@ -86,10 +103,11 @@ def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "json") -> None:
+    """Root logging to stdout, as JSON lines or (log_format="console") readable lines."""
     logging.setLogRecordFactory(_record_with_request_id)
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(ConsoleFormatter() if log_format == "console" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from fastapi import Request
+from fastapi import Depends, Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -88,3 +88,21 @@ def rate_limit(name: str, setting: str) -> Callable[[Request], Awaitable[None]]:
         )
 
     return dependency
+
+
+class _Counter(Protocol):
+    def hit(self, key: str) -> None: ...
+
+
+async def default_rate_limit(request: Request) -> None:
+    """RATE_LIMIT_DEFAULT per client IP, counted in this process (no Redis round trip).
+
+    On every /auth/admin and /auth/users endpoint; the credential endpoints there also have
+    their own, stricter, shared limits. Not on /auth/token* (RATE_LIMIT_TOKEN, per process),
+    nor on probes, docs and metadata.
+    """
+    limiter: _Counter = request.app.state.default_rate_limiter
+    limiter.hit(client_ip(request, request.app.state.settings.trust_forwarded_for))
+
+
+DefaultRateLimit = Depends(default_rate_limit)

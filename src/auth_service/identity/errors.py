@@ -114,4 +114,7 @@ class IdentityProviderUnavailable(ServiceUnavailable):
 
 class IdentityProviderNotConfigured(ServiceUnavailable):
     code = "identity_provider_not_configured"
-    message = "Human sign-in is not configured on this service."
+    message = (
+        "Human sign-in is not configured on this service: set SUPABASE_URL and"
+        " SUPABASE_ANON_KEY (see docs/supabase.md, or the README's local Supabase section)."
+    )

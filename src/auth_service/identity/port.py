@@ -41,6 +41,10 @@ class IdentitySession:
     expires_at: int | None
     user: IdentityUser
     token_type: str = "bearer"  # noqa: S105 - a scheme name, not a secret
+    # Authenticator assurance: the session's level, and the level the user can reach (aal2
+    # once a factor is verified). aal1 with next_aal aal2 means: step up through MFA.
+    aal: str | None = None
+    next_aal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

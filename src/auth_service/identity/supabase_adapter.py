@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
+import jwt
 import pydantic
 from supabase_auth import AsyncGoTrueAdminAPI, AsyncGoTrueClient
 from supabase_auth.errors import (
@@ -122,9 +123,26 @@ def _user(user: User) -> IdentityUser:
     )
 
 
+def assurance_levels(access_token: str, user: User | None) -> tuple[str | None, str | None]:
+    """(aal, next_aal), as supabase-js's getAuthenticatorAssuranceLevel computes them.
+
+    `aal` is the session token's claim: read, not verified, since the token came straight from
+    the provider and only informs the caller (every use of it is verified). `next_aal` is aal2
+    when the user has a verified factor, else the current level.
+    """
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None, None
+    current = claims.get("aal") if isinstance(claims.get("aal"), str) else None
+    verified = any(f.status == "verified" for f in (user.factors or [])) if user else False
+    return current, "aal2" if verified else current
+
+
 def _session(session: Session | None) -> IdentitySession:
     if session is None:
         raise errors.IdentityProviderUnavailable()
+    aal, next_aal = assurance_levels(session.access_token, session.user)
     return IdentitySession(
         access_token=session.access_token,
         refresh_token=session.refresh_token,
@@ -132,6 +150,8 @@ def _session(session: Session | None) -> IdentitySession:
         expires_at=session.expires_at,
         token_type=session.token_type,
         user=_user(session.user),
+        aal=aal,
+        next_aal=next_aal,
     )
 
 
@@ -345,6 +365,7 @@ class SupabaseIdentityProvider:
         response = await _call(
             client.mfa.verify({"factor_id": factor_id, "challenge_id": challenge_id, "code": code})
         )
+        aal, next_aal = assurance_levels(response.access_token, response.user)
         return IdentitySession(
             access_token=response.access_token,
             refresh_token=response.refresh_token,
@@ -352,6 +373,8 @@ class SupabaseIdentityProvider:
             expires_at=None,
             token_type=response.token_type,
             user=_user(response.user),
+            aal=aal,
+            next_aal=next_aal,
         )
 
     async def mfa_list_factors(self, access_token: str, *, ctx: CallerContext) -> list[MfaFactor]:

@@ -22,7 +22,7 @@ from auth_service.config import Settings
 from auth_service.core.ratelimit import client_ip
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
 from auth_service.oauth2.lifecycle import OAuth2Runtime
-from auth_service.oauth2.service import ClientAuth, OAuthService
+from auth_service.oauth2.service import GRANT_TYPES, ClientAuth, OAuthService
 
 
 class RequestOnlyRoute(APIRoute):
@@ -134,7 +134,7 @@ _TOKEN_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["grant_type"],
     "properties": {
-        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+        "grant_type": {"type": "string", "enum": list(GRANT_TYPES)},
         "scope": {"type": "string", "description": "Space-separated permission names."},
         "resource": {"type": "string", "description": "RFC 8707 target audience."},
         "audience": {"type": "string", "description": "Alias of resource."},
@@ -142,6 +142,42 @@ _TOKEN_BODY: dict[str, Any] = {
         "client_secret": {"type": "string", "description": "client_secret_post only."},
     },
 }
+
+
+# The 200 body, documented by hand: the route has no response_model (see RequestOnlyRoute).
+_TOKEN_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in", "scope"],
+    "properties": {
+        "access_token": {"type": "string", "description": "RFC 9068 JWT (typ at+jwt)."},
+        "token_type": {"type": "string", "enum": ["Bearer"]},
+        "expires_in": {"type": "integer", "description": "Lifetime in seconds."},
+        "scope": {"type": "string", "description": "Space-separated granted permissions."},
+    },
+}
+_OAUTH_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "RFC 6749 §5.2 error code."},
+        "error_description": {"type": "string"},
+    },
+}
+
+
+def _oauth_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        400: "invalid_request, unsupported_grant_type, invalid_scope or invalid_target",
+        401: "invalid_client (with WWW-Authenticate)",
+        429: "Too many requests (Retry-After)",
+    }
+    return {
+        code: {
+            "description": descriptions[code],
+            "content": {_JSON: {"schema": _OAUTH_ERROR}},
+        }
+        for code in codes
+    }
 
 
 def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +210,13 @@ router.add_api_route(
     route_class_override=RequestOnlyRoute,
     summary="OAuth2 token endpoint (client credentials)",
     openapi_extra=_body_doc(_TOKEN_BODY),
-    responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
+    responses={
+        200: {
+            "description": "An access token (Cache-Control: no-store)",
+            "content": {_JSON: {"schema": _TOKEN_RESPONSE}},
+        },
+        **_oauth_responses(400, 401, 429),
+    },
 )
 
 _TOKEN_PARAM_BODY: dict[str, Any] = {
@@ -234,24 +276,43 @@ async def jwks(request: Request) -> Response:
     )
 
 
-@router.get(
-    "/.well-known/oauth-authorization-server",
-    summary="Authorization server metadata (RFC 8414)",
-)
-async def metadata(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    issuer = settings.token_issuer.rstrip("/")
+def server_metadata(settings: Settings) -> dict[str, Any]:
+    """RFC 8414 metadata; the issuer follows the served URL unless TOKEN_ISSUER is set."""
+    issuer = settings.issuer.rstrip("/")
     methods = ["client_secret_basic", "client_secret_post"]
-    body = {
-        "issuer": settings.token_issuer,
+    return {
+        "issuer": settings.issuer,
         "token_endpoint": f"{issuer}/auth/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "introspection_endpoint": f"{issuer}/auth/token/introspect",
         "revocation_endpoint": f"{issuer}/auth/token/revoke",
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": list(GRANT_TYPES),
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
     }
-    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
+
+
+_METADATA_CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="Authorization server metadata (RFC 8414)",
+)
+async def metadata(request: Request) -> Response:
+    return JSONResponse(server_metadata(request.app.state.settings), headers=_METADATA_CACHE)
+
+
+@router.get(
+    "/.well-known/openid-configuration",
+    summary="The same metadata at the OpenID Connect discovery address",
+    description="Served because many OAuth libraries probe this address first. This is an"
+    " OAuth 2.0 authorization server for machine clients, not an OpenID provider: there is"
+    " no authorization_endpoint, no userinfo_endpoint and no ID token (machine tokens have"
+    " no end user). `subject_types_supported` is `public` (sub is the client id).",
+)
+async def openid_configuration(request: Request) -> Response:
+    body = {**server_metadata(request.app.state.settings), "subject_types_supported": ["public"]}
+    return JSONResponse(body, headers=_METADATA_CACHE)

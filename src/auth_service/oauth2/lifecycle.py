@@ -53,9 +53,7 @@ async def startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     keys = KeyManager(app.state.session_factory, settings)
     await keys.start()
-    codec = TokenCodec(
-        keys, issuer=settings.token_issuer, ttl_seconds=settings.access_token_ttl_seconds
-    )
+    codec = TokenCodec(keys, issuer=settings.issuer, ttl_seconds=settings.access_token_ttl_seconds)
     if not settings.auth_service_database_url:  # main.lifespan refuses to start without it
         raise RuntimeError("AUTH_SERVICE_DATABASE_URL is not set")
     dsn = asyncpg_dsn(settings.auth_service_database_url)

@@ -19,6 +19,9 @@ from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_reque
 from auth_service.oauth2.tokens import TokenCodec
 
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
+# Every grant_type the token endpoint accepts: the OpenAPI enum and the server metadata's
+# grant_types_supported are built from this list, so a new grant is added here once.
+GRANT_TYPES: tuple[str, ...] = (GRANT_CLIENT_CREDENTIALS,)
 
 
 def revoked_key(jti: str) -> str:

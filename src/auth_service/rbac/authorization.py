@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
 from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2
 
 from auth_service.core.db import DbSession
 from auth_service.core.errors import Forbidden, Unauthorized
@@ -24,6 +25,18 @@ bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="BearerToken",
     description="An access token: a machine token from POST /auth/token or a user's Supabase JWT.",
+)
+
+# The same Authorization: Bearer header, documented a second way: with it, Swagger UI's
+# Authorize takes a client id and secret and fetches the token from POST /auth/token itself.
+# The token URL is relative, so it resolves against /openapi.json behind ROOT_PATH too.
+client_credentials_scheme = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(tokenUrl="auth/token", scopes={})
+    ),
+    scheme_name="ClientCredentials",
+    description="A machine client's id and secret; the docs page fetches the token itself.",
+    auto_error=False,
 )
 
 
@@ -45,6 +58,7 @@ async def get_principal(
     request: Request,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    _documented: Annotated[str | None, Security(client_credentials_scheme)],
 ) -> Principal:
     if credentials is None:
         raise Unauthorized("A bearer token is required.")

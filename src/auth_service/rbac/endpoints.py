@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 
 from auth_service.core.db import DbSession
 from auth_service.core.pagination import Limit, Offset
+from auth_service.core.ratelimit import DefaultRateLimit
 from auth_service.rbac.authorization import Principal, permission_doc, require_permission
 from auth_service.rbac.schemas import (
     ErrorBody,
@@ -29,7 +30,7 @@ from auth_service.rbac.schemas import (
 )
 from auth_service.rbac.service import RbacService
 
-router = APIRouter(prefix="/auth/admin")
+router = APIRouter(prefix="/auth/admin", dependencies=[DefaultRateLimit])
 
 
 def get_rbac_service(request: Request, session: DbSession) -> RbacService:

@@ -6,7 +6,7 @@ The service never commits; the request-scoped session does.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +47,15 @@ from auth_service.rbac.schemas import (
 )
 
 
+async def _id_for(
+    ref: str, ids_by_name: Callable[[list[str]], Awaitable[dict[str, uuid.UUID]]]
+) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return (await ids_by_name([ref])).get(ref)
+
+
 class UserDirectory(Protocol):
     """The part of the identity provider RBAC needs (IdentityProvider satisfies it)."""
 
@@ -60,6 +69,22 @@ class RbacService:
         self.assignments = AssignmentRepository(session)
         self.profiles = ProfileLookupRepository(session)
         self.users = users
+
+    # --- addressing ----------------------------------------------------------------------
+
+    async def role_id_for(self, ref: str) -> uuid.UUID:
+        """A role addressed by id or by name."""
+        found = await _id_for(ref, self.roles.ids_by_name)
+        if found is None:
+            raise RoleNotFound(f"No role named {ref!r}.")
+        return found
+
+    async def permission_id_for(self, ref: str) -> uuid.UUID:
+        """A permission addressed by id or by name."""
+        found = await _id_for(ref, self.permissions.ids_by_name)
+        if found is None:
+            raise PermissionNotFound(f"No permission named {ref!r}.")
+        return found
 
     # --- roles ---------------------------------------------------------------------------
 

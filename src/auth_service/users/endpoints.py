@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from auth_service.config import Environment, Settings
 from auth_service.core.db import DbSession
 from auth_service.core.errors import AppError, Unauthorized
-from auth_service.core.ratelimit import RateLimiter, client_ip, hashed, rate_limit
+from auth_service.core.ratelimit import DefaultRateLimit, RateLimiter, client_ip, hashed, rate_limit
 from auth_service.identity.errors import IdentityProviderNotConfigured
 from auth_service.identity.port import CallerContext, IdentityProvider, IdentitySession
 from auth_service.rbac.authorization import (
@@ -54,8 +54,10 @@ from auth_service.users.service import AdminUserService, Caller, UserService, ch
 from auth_service.users.tokens import SupabaseTokenVerifier
 
 router = APIRouter()
-users = APIRouter(prefix="/auth/users", tags=["users"])
-admin = APIRouter(prefix="/auth/admin/users", tags=["admin: users"])
+users = APIRouter(prefix="/auth/users", tags=["users"], dependencies=[DefaultRateLimit])
+admin = APIRouter(
+    prefix="/auth/admin/users", tags=["admin: users"], dependencies=[DefaultRateLimit]
+)
 
 OAUTH_COOKIE = "auth_service_oauth"
 _PROVIDER = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -145,6 +147,8 @@ def _session_out(session: IdentitySession) -> SessionResponse:
             email=session.user.email,
             email_confirmed=session.user.email_confirmed,
         ),
+        aal=session.aal,
+        next_aal=session.next_aal,
     )
 
 

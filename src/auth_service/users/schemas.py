@@ -76,6 +76,15 @@ class SessionResponse(BaseModel):
     expires_in: int
     expires_at: int | None
     user: UserOut
+    aal: str | None = Field(
+        default=None, description="This session's assurance level: `aal1` or `aal2`."
+    )
+    next_aal: str | None = Field(
+        default=None,
+        description="The level the user can reach. `aal: aal1` with `next_aal: aal2` means a"
+        " verified MFA factor requires step-up: call `/auth/users/mfa/challenge` and"
+        " `/auth/users/mfa/verify` for an aal2 session.",
+    )
 
 
 class RegisterResponse(BaseModel):
