@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth_service.clients import cli as clients_cli
 from auth_service.config import Settings
+from auth_service.core.embedded_pg import EmbeddedPostgresMissing
 from auth_service.oauth2 import cli as oauth2_cli
 from auth_service.rbac import cli as rbac_cli
 
@@ -80,6 +81,7 @@ def _database(settings: Settings, *, migrate_embedded: bool) -> Iterator[None]:
         return
     from auth_service.core.embedded_pg import embedded_postgres
 
+    # Without the `embedded` extra this raises EmbeddedPostgresMissing (main() explains it).
     with embedded_postgres(Path(settings.embedded_postgres_data_dir)) as url:
         os.environ["AUTH_SERVICE_DATABASE_URL"] = url
         try:
@@ -129,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result: int = args.func(args)
     except KeyboardInterrupt:
         return 130
-    except ValueError as exc:  # settings validation: one clear message, no traceback
+    except (ValueError, EmbeddedPostgresMissing) as exc:  # one clear message, no traceback
         print(f"auth-service: {exc}", file=sys.stderr)
         return 2
     except (SQLAlchemyError, OSError) as exc:
