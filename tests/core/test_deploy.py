@@ -36,6 +36,10 @@ ENTRY_POINTS = ["overlays/eks", "overlays/eks/migration", "overlays/dev", "clust
 NOT_RENDERED = {
     "secrets.example.yaml",  # the workflow creates the Secret from GitHub secrets
     "redis/values.yaml",  # Helm values for the Bitnami chart
+    "ingress-nginx/values.yaml",  # Helm values for ingress-nginx
+    "eksctl/cluster.yaml",  # `eksctl create cluster -f`
+    "iam/deploy-role-trust.json",  # IAM, not Kubernetes (docs/deployment.md)
+    "iam/deploy-role-policy.json",
 }
 NAMESPACE = "auth-service"
 
@@ -272,7 +276,7 @@ def test_service_reaches_api_pods_only_and_policy_covers_every_pod(
 
 
 def test_ingress_serves_the_token_issuer_host_with_a_real_issuer(eks: list[dict[str, Any]]) -> None:
-    ingress = _one(eks, "Ingress")
+    ingress = _one(eks, "Ingress", "auth-service")
     spec = ingress["spec"]
     assert spec["ingressClassName"] == "nginx"
     hosts = {rule["host"] for rule in spec["rules"]}
@@ -280,6 +284,13 @@ def test_ingress_serves_the_token_issuer_host_with_a_real_issuer(eks: list[dict[
     issuer = ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
     issuers = {d["metadata"]["name"] for d in _docs(K8S / "cluster/cluster-issuer.yaml")}
     assert issuer in issuers
+    blocked = _one(eks, "Ingress", "auth-service-metrics-blocked")
+    assert {rule["host"] for rule in blocked["spec"]["rules"]} == hosts
+    assert [p["path"] for p in blocked["spec"]["rules"][0]["http"]["paths"]] == ["/metrics"]
+    allowed = blocked["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/whitelist-source-range"
+    ]
+    assert allowed == "127.0.0.1/32"
     config = _one(eks, "ConfigMap", "auth-service")["data"]
     assert config["TOKEN_ISSUER"] in {f"https://{h}" for h in hosts}
     assert config["ENVIRONMENT"] == "production"
@@ -460,7 +471,7 @@ def test_without_the_embedded_extra_and_a_database_url_commands_say_what_to_do(
 
 DOCS = ["README.md", "docs/deployment.md", "docs/operations.md", "docs/scaling.md"]
 PATH_PATTERN = re.compile(
-    r"(?<![\w./-])((?:k8s|docs|\.github|scripts|tools|requirements)/[\w./-]+\.\w+"
+    r"(?<![\w./-])((?:k8s|docs|src|bench|\.github|scripts|tools|requirements)/[\w./-]+\.\w+"
     r"|Dockerfile|docker-compose[\w.-]*\.yml|Makefile)"
 )
 
@@ -471,4 +482,6 @@ def test_every_file_the_docs_name_exists(doc: str) -> None:
     named = set(PATH_PATTERN.findall(text))
     assert named or doc == "README.md"
     missing = sorted(n for n in named if not (ROOT / n.rstrip(".")).exists())
+    links = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)
+    missing += sorted(link for link in links if not ((ROOT / doc).parent / link).exists())
     assert not missing, missing
