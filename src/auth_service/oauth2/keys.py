@@ -117,6 +117,8 @@ class KeyRing:
     jwks: Mapping[str, Any] = field(default_factory=lambda: {"keys": []})
     # The JWS protected header, encoded once per ring instead of once per token.
     header_segment: bytes = b""
+    # Unix time the signing key was created, for the key-age alert (0: HS256, never rotated).
+    signing_created_at: float = 0.0
 
     def sign(self, payload: Mapping[str, Any]) -> str:
         """Compact JWS of `payload` with the active key (what jwt.encode does, minus overhead)."""
@@ -185,6 +187,7 @@ def build_ring(
         verification,
         {"keys": published},
         _header_segment(active.kid, ASYMMETRIC_ALGORITHM),
+        active.created_at.timestamp() if active.created_at else 0.0,
     )
 
 
