@@ -20,7 +20,15 @@ from starlette.requests import ClientDisconnect
 
 from auth_service.config import Settings
 from auth_service.core.ratelimit import client_ip
+from auth_service.oauth2.assertions import (
+    ASSERTION_TYPE,
+    ASYMMETRIC_ALGORITHMS,
+    HMAC_ALGORITHMS,
+    AssertionAuth,
+)
+from auth_service.oauth2.dpop import DPOP_ALGORITHMS
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
+from auth_service.oauth2.exchange import GRANT_TOKEN_EXCHANGE
 from auth_service.oauth2.lifecycle import OAuth2Runtime
 from auth_service.oauth2.service import ClientAuth, OAuthService
 
@@ -98,11 +106,19 @@ async def _params(request: Request) -> dict[str, str]:
     return params
 
 
-def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth:
-    """client_secret_basic or client_secret_post, never both (RFC 6749 §2.3)."""
+def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth | AssertionAuth:
+    """One of client_secret_basic, client_secret_post or a JWT assertion (RFC 6749 §2.3)."""
     form_id = params.pop("client_id", None)
     form_secret = params.pop("client_secret", None)
     header = request.headers.get("authorization")
+    assertion_type = params.pop("client_assertion_type", None)
+    assertion = params.pop("client_assertion", None)
+    if assertion_type is not None or assertion is not None:
+        if form_secret is not None or (header and header[:6].lower() == "basic "):
+            raise invalid_request("Use one client authentication method, not two.")
+        if assertion_type != ASSERTION_TYPE or not assertion:
+            raise invalid_client()
+        return AssertionAuth(assertion, form_id)
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
@@ -134,12 +150,19 @@ _TOKEN_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["grant_type"],
     "properties": {
-        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+        "grant_type": {"type": "string", "enum": ["client_credentials", GRANT_TOKEN_EXCHANGE]},
         "scope": {"type": "string", "description": "Space-separated permission names."},
         "resource": {"type": "string", "description": "RFC 8707 target audience."},
         "audience": {"type": "string", "description": "Alias of resource."},
         "client_id": {"type": "string", "description": "client_secret_post only."},
         "client_secret": {"type": "string", "description": "client_secret_post only."},
+        "client_assertion_type": {"type": "string", "enum": [ASSERTION_TYPE]},
+        "client_assertion": {"type": "string", "description": "private_key_jwt, client_secret_jwt"},
+        "subject_token": {"type": "string", "description": "Token exchange: a user's token."},
+        "subject_token_type": {"type": "string"},
+        "actor_token": {"type": "string"},
+        "actor_token_type": {"type": "string"},
+        "requested_token_type": {"type": "string"},
     },
 }
 
@@ -157,14 +180,27 @@ async def token(request: Request) -> Response:
     # No dependencies on the hot path: FastAPI's dependency solving costs more than the HMAC.
     service = _runtime(request).service
     _rate_limit(request, "token")
+    headers = _NO_STORE
     try:
         params = await _params(request)
         auth = _client_auth(request, params)
         client = await service.authenticate(auth)
-        body = service.issue(client, params)
+        cnf = None
+        if client.dpop_bound or "dpop" in request.headers:
+            cnf = await service.dpop_binding(client, request.headers.getlist("dpop"))
+            nonces = service.dpop_nonces
+            if nonces is not None:
+                headers = {**_NO_STORE, "DPoP-Nonce": nonces.current()}
+        if params.get("grant_type") == GRANT_TOKEN_EXCHANGE:
+            exchange = _runtime(request).exchange
+            body = await exchange.exchange(
+                client, params, service.exchange_audience(client, params), cnf
+            )
+        else:
+            body = service.issue(client, params, cnf)
     except OAuthError as exc:
         return _error(exc)
-    return JSONResponse(body, headers=_NO_STORE)
+    return JSONResponse(body, headers=headers)
 
 
 router.add_api_route(
@@ -172,7 +208,7 @@ router.add_api_route(
     token,
     methods=["POST"],
     route_class_override=RequestOnlyRoute,
-    summary="OAuth2 token endpoint (client credentials)",
+    summary="OAuth2 token endpoint (client credentials, token exchange; DPoP)",
     openapi_extra=_body_doc(_TOKEN_BODY),
     responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
 )
@@ -185,6 +221,8 @@ _TOKEN_PARAM_BODY: dict[str, Any] = {
         "token_type_hint": {"type": "string"},
         "client_id": {"type": "string"},
         "client_secret": {"type": "string"},
+        "client_assertion_type": {"type": "string", "enum": [ASSERTION_TYPE]},
+        "client_assertion": {"type": "string"},
     },
 }
 
@@ -241,17 +279,22 @@ async def jwks(request: Request) -> Response:
 async def metadata(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     issuer = settings.token_issuer.rstrip("/")
-    methods = ["client_secret_basic", "client_secret_post"]
+    methods = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"]
+    signing_algs = [*ASYMMETRIC_ALGORITHMS, *HMAC_ALGORITHMS]
     body = {
         "issuer": settings.token_issuer,
         "token_endpoint": f"{issuer}/auth/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "introspection_endpoint": f"{issuer}/auth/token/introspect",
         "revocation_endpoint": f"{issuer}/auth/token/revoke",
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", GRANT_TOKEN_EXCHANGE],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": signing_algs,
         "introspection_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
         "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
