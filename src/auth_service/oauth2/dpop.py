@@ -1,12 +1,13 @@
 """DPoP proofs (RFC 9449): checked by the token endpoint and by resource servers.
 
-Self-contained (PyJWT and the standard library only) so that `auth_service.verifier` can use
-it in other services without the rest of auth_service.
+Self-contained (PyJWT, the standard library and oauth2/jws.py only) so that
+`auth_service.verifier` can use it in other services without the rest of auth_service.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -17,6 +18,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
+
+from auth_service.oauth2.jws import MalformedJws, parse, verify_with_jwk
 
 __all__ = [
     "DPOP_ALGORITHMS",
@@ -94,6 +97,7 @@ def access_token_hash(token: str) -> str:
     return _b64(hashlib.sha256(token.encode("ascii")).digest())
 
 
+@functools.lru_cache(maxsize=1024)  # the same few endpoint URLs, request after request
 def normalise_uri(uri: str) -> str:
     """RFC 9449 §4.3: compare without query and fragment, scheme and host case-insensitively,
     default ports dropped (RFC 3986 §6.2.2 and §6.2.3)."""
@@ -154,6 +158,21 @@ class DpopProofVerifier:
         self.algorithms = frozenset(algorithms)
         self.window = iat_window_seconds
         self.nonces = nonces
+        # Clients reuse one DPoP key for many requests: parse each public key once.
+        self._keys: dict[tuple[str, str], Any] = {}
+
+    def _key(self, jkt: str, jwk: dict[str, Any], alg: str) -> Any:
+        cached = self._keys.get((jkt, alg))
+        if cached is None:
+            try:  # fails unless the key type suits the algorithm
+                cached = jwt.PyJWK(jwk, algorithm=alg)
+            except (jwt.PyJWTError, ValueError, TypeError) as exc:
+                raise DpopError(f"unusable jwk: {type(exc).__name__}") from exc
+            if len(self._keys) >= 10_000:
+                self._keys.clear()
+            # The thumbprint covers every member that defines the key: same jkt, same key.
+            self._keys[(jkt, alg)] = cached
+        return cached
 
     async def verify(
         self, proof: str, *, method: str, url: str, access_token: str | None = None
@@ -162,9 +181,10 @@ class DpopProofVerifier:
         if not proof or len(proof) > _MAX_PROOF:
             raise DpopError("missing or oversized proof")
         try:
-            header = jwt.get_unverified_header(proof)
-        except jwt.PyJWTError as exc:
+            jws = parse(proof)
+        except MalformedJws as exc:
             raise DpopError("malformed proof") from exc
+        header, claims = jws.header, jws.claims
         if header.get("typ") != PROOF_TYP:
             raise DpopError("typ is not dpop+jwt")
         alg = header.get("alg")
@@ -176,17 +196,14 @@ class DpopProofVerifier:
         if _PRIVATE_MEMBERS & jwk.keys():
             raise DpopError("the jwk contains private key material")
         jkt = thumbprint(jwk)
-        try:
-            key = jwt.PyJWK(jwk, algorithm=str(alg))
-            claims: dict[str, Any] = jwt.decode(
-                proof,
-                key,
-                algorithms=[str(alg)],
-                leeway=self.window,
-                options={"require": ["jti", "htm", "htu", "iat"], "verify_aud": False},
-            )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise DpopError(f"invalid proof: {type(exc).__name__}") from exc
+        if not verify_with_jwk(jws, self._key(jkt, jwk, str(alg))):
+            raise DpopError("signature does not verify")
+        for name in ("jti", "htm", "htu", "iat"):
+            if name not in claims:
+                raise DpopError(f"{name} missing")
+        exp = claims.get("exp")
+        if exp is not None and (not isinstance(exp, int | float) or exp < time.time()):
+            raise DpopError("proof expired")
         if claims["htm"] != method:
             raise DpopError("htm does not match the request method")
         htu = claims["htu"]
