@@ -124,11 +124,18 @@ def server(target: str, port: int, env: dict[str, str], factory: bool) -> Iterat
         proc.wait(timeout=30)
 
 
-def wrk(url: str, seconds: int, body: str, auth: str) -> dict[str, Any]:
+def wrk(
+    url: str, seconds: int, body: str, auth: str, *, requests_file: Path | None = None
+) -> dict[str, Any]:
+    """wrk with one fixed request (post.lua), or one request per line of `requests_file`."""
     env = {**os.environ, "BENCH_BODY": body, "BENCH_AUTH": auth}
+    script = "post.lua"
+    if requests_file is not None:
+        env["BENCH_REQUESTS_FILE"] = str(requests_file)
+        script = "post_many.lua"
     cmd = [
         "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s",
-        "--latency", "-s", str(BENCH / "post.lua"), url,
+        "--latency", "-s", str(BENCH / script), url,
     ]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
@@ -148,16 +155,7 @@ def paced(url: str, body: str, auth: str) -> dict[str, Any]:
 
 
 def wrk_many(url: str, seconds: int, path: Path) -> dict[str, Any]:
-    env = {**os.environ, "BENCH_REQUESTS_FILE": str(path)}
-    cmd = [
-        "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s",
-        "--latency", "-s", str(BENCH / "post_many.lua"), url,
-    ]  # fmt: skip
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
-    data: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
-    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
-    return data
+    return wrk(url, seconds, "", "", requests_file=path)
 
 
 def _es256_key() -> tuple[Any, dict[str, Any]]:
