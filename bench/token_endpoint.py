@@ -3,6 +3,11 @@
 - The app runs under uvicorn (one worker) pinned to CPU 0; wrk runs pinned to CPU 1.
 - In the same run, a bare FastAPI endpoint returning constant JSON is measured the same way:
   the ceiling. The ratio token/ceiling is the figure of merit (target >= 0.3).
+- The same for a `private_key_jwt` grant (an ES256 client assertion) and a DPoP-bound grant
+  (client_secret_basic plus an ES256 DPoP proof). Each request carries a fresh jti, so the
+  requests are signed beforehand and wrk sends each once (bench/post_many.lua). Each row is
+  a ratio to the same run's ceiling, and its cost is compared with the basic grant's
+  (target: at most 1.5x).
 - Then a fixed-rate run at 1,000 req/s (bench/paced.py; Debian has no wrk2) gives p99 and the
   count of non-200 answers.
 
@@ -119,11 +124,18 @@ def server(target: str, port: int, env: dict[str, str], factory: bool) -> Iterat
         proc.wait(timeout=30)
 
 
-def wrk(url: str, seconds: int, body: str, auth: str) -> dict[str, Any]:
+def wrk(
+    url: str, seconds: int, body: str, auth: str, *, requests_file: Path | None = None
+) -> dict[str, Any]:
+    """wrk with one fixed request (post.lua), or one request per line of `requests_file`."""
     env = {**os.environ, "BENCH_BODY": body, "BENCH_AUTH": auth}
+    script = "post.lua"
+    if requests_file is not None:
+        env["BENCH_REQUESTS_FILE"] = str(requests_file)
+        script = "post_many.lua"
     cmd = [
         "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s",
-        "--latency", "-s", str(BENCH / "post.lua"), url,
+        "--latency", "-s", str(BENCH / script), url,
     ]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
@@ -140,6 +152,51 @@ def paced(url: str, body: str, auth: str) -> dict[str, Any]:
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def wrk_many(url: str, seconds: int, path: Path) -> dict[str, Any]:
+    return wrk(url, seconds, "", "", requests_file=path)
+
+
+def _es256_key() -> tuple[Any, dict[str, Any]]:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    public: dict[str, Any] = dict(ECAlgorithm.to_jwk(private.public_key(), as_dict=True))
+    return private, public
+
+
+def assertion_requests(path: Path, count: int, client_id: str, key: Any, token_url: str) -> None:
+    """`count` client_credentials bodies, each with a fresh private_key_jwt assertion."""
+    import jwt
+
+    now = int(time.time())
+    with path.open("w") as out:
+        for _ in range(count):
+            claims = {
+                "iss": client_id, "sub": client_id, "aud": token_url,
+                "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex,
+            }  # fmt: skip
+            assertion = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "bench"})
+            out.write(
+                "grant_type=client_credentials&client_assertion_type="
+                "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+                f"&client_assertion={assertion}\n"
+            )
+
+
+def dpop_requests(path: Path, count: int, auth: str, key: Any, public: Any, url: str) -> None:
+    """`count` basic grants, each with a fresh DPoP proof (same key, new jti)."""
+    import jwt
+
+    header = {"typ": "dpop+jwt", "jwk": public}
+    now = int(time.time())
+    with path.open("w") as out:
+        for _ in range(count):
+            claims = {"htm": "POST", "htu": url, "iat": now, "jti": uuid.uuid4().hex}
+            proof = jwt.encode(claims, key, algorithm="ES256", headers=header)
+            out.write(f"grant_type=client_credentials\tAuthorization: {auth}\tDPoP: {proof}\n")
 
 
 def check_token(base: str, body: str, auth: str) -> None:
@@ -178,6 +235,17 @@ def main() -> int:
         raw = f"{quote_plus(creds['client_id'])}:{quote_plus(creds['client_secret'])}"
         auth = "Basic " + base64.b64encode(raw.encode()).decode()
         body = "grant_type=client_credentials"
+        assertion_key, assertion_public = _es256_key()
+        scratch = Path(tempfile.mkdtemp(prefix="auth-bench-"))
+        jwks_file = scratch / "jwks.json"
+        jwks_file.write_text(json.dumps({"keys": [{**assertion_public, "kid": "bench"}]}))
+        keyed = subprocess.run(
+            [str(BIN / "auth-service"), "clients", "create", "--name", "bench-pkjwt",
+             "--role", "admin", "--jwks-file", str(jwks_file)],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        keyed_id = json.loads(keyed)["client_id"]
+        dpop_key, dpop_public = _es256_key()
 
         results: dict[str, Any] = {}
         port = _free_port()
@@ -185,11 +253,28 @@ def main() -> int:
             wrk(f"{base}/ping", 3, "", "")  # warm up
             results["bare"] = wrk(f"{base}/ping", SECONDS, "", "")
         port = _free_port()
-        with server("auth_service.main:create_app", port, env, factory=True) as base:
+        # Assertions' aud and DPoP proofs' htu name the token endpoint by the issuer's URL.
+        app_env = {**env, "TOKEN_ISSUER": f"http://127.0.0.1:{port}"}
+        with server("auth_service.main:create_app", port, app_env, factory=True) as base:
             check_token(base, body, auth)
             wrk(f"{base}/auth/token", 3, body, auth)  # warm up: pool, caches, JIT-free CPython
             results["token"] = wrk(f"{base}/auth/token", SECONDS, body, auth)
             results["paced"] = paced(f"{base}/auth/token", body, auth)
+            # Enough single-use requests at up to 1.5x the basic rate; warm-up and run each
+            # get their own file, since every wrk process starts again at the first line.
+            rate = results["token"]["rps"] * 1.5
+            token_url = f"{base}/auth/token"
+            warm, run = scratch / "warm.txt", scratch / "run.txt"
+            assertion_requests(warm, int(rate * 3) + 500, keyed_id, assertion_key, token_url)
+            assertion_requests(run, int(rate * SECONDS) + 500, keyed_id, assertion_key, token_url)
+            wrk_many(token_url, 3, warm)
+            results["private_key_jwt"] = wrk_many(token_url, SECONDS, run)
+            # Proofs are made just before their run: their iat must stay within the window.
+            dpop_requests(warm, int(rate * 3) + 500, auth, dpop_key, dpop_public, token_url)
+            dpop_requests(run, int(rate * SECONDS) + 500, auth, dpop_key, dpop_public, token_url)
+            wrk_many(token_url, 3, warm)
+            results["dpop"] = wrk_many(token_url, SECONDS, run)
+        shutil.rmtree(scratch, ignore_errors=True)
 
     bare, token, fixed = results["bare"], results["token"], results["paced"]
     ratio = token["rps"] / bare["rps"]
@@ -199,21 +284,40 @@ def main() -> int:
     print(f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s; server on CPU {SERVER_CPU}, load on CPU "
           f"{LOAD_CPU}; kv store: {redis}; 1-min load average at the end: {load:.2f}")  # fmt: skip
     print()
-    print("| endpoint | req/s | p50 ms | p99 ms | non-2xx |")
-    print("|---|---:|---:|---:|---:|")
-    for label, r in (("bare FastAPI (ceiling)", bare), ("POST /auth/token", token)):
+    pkjwt, dpop = results["private_key_jwt"], results["dpop"]
+    rows = (
+        ("bare FastAPI (ceiling)", bare),
+        ("POST /auth/token (client_secret_basic)", token),
+        ("POST /auth/token (private_key_jwt, ES256)", pkjwt),
+        ("POST /auth/token (basic + DPoP proof, ES256)", dpop),
+    )
+    print("| endpoint | req/s | ratio to ceiling | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, r in rows:
         print(
-            f"| {label} | {r['rps']:,.0f} | {r['p50_us'] / 1000:.2f} | "
-            f"{r['p99_us'] / 1000:.2f} | {r['non2xx']} |"
+            f"| {label} | {r['rps']:,.0f} | {r['rps'] / bare['rps']:.2f} | "
+            f"{r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['non2xx']} |"
         )
     print()
     print(f"ratio token/ceiling: {ratio:.2f} (target >= 0.30)")
+    # Cost per grant relative to the basic grant: the inverse ratio of their rates.
+    pkjwt_cost, dpop_cost = token["rps"] / pkjwt["rps"], token["rps"] / dpop["rps"]
+    print(
+        f"cost vs basic grant: private_key_jwt {pkjwt_cost:.2f}x, DPoP {dpop_cost:.2f}x"
+        " (target <= 1.50x)"
+    )
     print(
         f"fixed rate {fixed['rate']} req/s for {SECONDS}s: achieved {fixed['achieved_rps']} "
         f"req/s, p50 {fixed['p50_ms']} ms, p99 {fixed['p99_ms']} ms (target <= 10), "
         f"non-200: {fixed['non200']}"
     )
-    ok = ratio >= 0.3 and fixed["p99_ms"] <= 10 and fixed["non200"] == 0 and token["non2xx"] == 0
+    ok = (
+        ratio >= 0.3
+        and fixed["p99_ms"] <= 10
+        and fixed["non200"] == 0
+        and all(r["non2xx"] == 0 for r in (token, pkjwt, dpop))
+        and max(pkjwt_cost, dpop_cost) <= 1.5
+    )
     print("PASS" if ok else "BELOW TARGET")
     return 0 if ok else 1
 

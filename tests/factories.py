@@ -25,6 +25,27 @@ async def create_client(
     is_active: bool = True,
 ) -> tuple[uuid.UUID, str]:
     """An app client made through the service layer, with roles by name: (client_id, secret)."""
+    client_id, plain = await create_keyed_client(
+        app, name=name, roles=roles, audiences=audiences, secret=secret, is_active=is_active
+    )
+    assert plain is not None
+    return client_id, plain
+
+
+async def create_keyed_client(
+    app: FastAPI,
+    *,
+    name: str | None = None,
+    roles: Sequence[str] = ("admin",),
+    audiences: Sequence[str] | None = None,
+    secret: str | None = None,
+    is_active: bool = True,
+    method: str = "client_secret_basic",
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    dpop: bool = False,
+) -> tuple[uuid.UUID, str | None]:
+    """A client with any token_endpoint_auth_method: (client_id, secret or None)."""
     async with app.state.session_factory.begin() as session:
         view, plain = await ClientService(session, app.state.settings).create(
             name=name or f"client-{uuid.uuid4().hex[:10]}",
@@ -32,6 +53,10 @@ async def create_client(
             allowed_audiences=audiences or (),
             secret=secret,
             is_active=is_active,
+            token_endpoint_auth_method=method,
+            jwks=jwks,
+            jwks_uri=jwks_uri,
+            dpop_bound_access_tokens=dpop,
         )
     return view.client.id, plain
 

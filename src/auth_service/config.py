@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     default_audience: str = "auth-service"
     client_cache_ttl_seconds: int = 30
 
+    # --- issue 11: client assertions (RFC 7523), DPoP (RFC 9449), token exchange (RFC 8693) ---
+    client_assertion_max_lifetime_seconds: int = 3600
+    client_assertion_leeway_seconds: int = 30
+    client_jwks_timeout_seconds: float = 5.0
+    client_jwks_cache_seconds: int = 300
+    client_jwks_min_refetch_seconds: float = 10.0
+    dpop_iat_window_seconds: int = 60
+    dpop_nonce_required: bool = False
+    dpop_nonce_lifetime_seconds: int = 300
+
     # --- Supabase Auth -------------------------------------------------------------------
     supabase_url: str | None = None
     supabase_anon_key: SecretStr | None = None

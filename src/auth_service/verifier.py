@@ -13,6 +13,14 @@
     @app.get("/orders")
     async def orders(token: OrdersReader): ...
 
+DPoP-bound tokens (RFC 9449, `cnf.jkt`) are verified transparently by the dependency:
+`Authorization: DPoP <token>` plus a `DPoP` proof header whose key matches `cnf.jkt`, whose
+`ath` is the token's hash, whose `htm`/`htu` are this request's, and whose `jti` is new. A
+DPoP-bound token presented as `Bearer` is refused. The replay cache is in-process by default;
+pass `dpop_replay_cache` (anything with `first_use(scope, jti, ttl) -> bool`) to share one
+between replicas. Behind a proxy, run uvicorn with `--proxy-headers` so `request.url` is the
+URL the client used.
+
 Keys are fetched with httpx and cached; an unknown `kid` triggers a refetch (at most once per
 `min_refetch_seconds`, so a flood of forged kids cannot hammer the JWKS endpoint). Only the
 allow-listed asymmetric algorithms are accepted, and each key only with its own algorithm.
@@ -30,7 +38,21 @@ import httpx
 import jwt
 from fastapi import HTTPException, Request
 
-__all__ = ["InvalidToken", "TokenVerifier", "VerifiedToken", "require_permissions"]
+from auth_service.oauth2.dpop import (
+    DPOP_ALGORITHMS,
+    DpopError,
+    DpopProofVerifier,
+    MemoryReplayCache,
+    ProofReplayCache,
+)
+
+__all__ = [
+    "InvalidDpopProof",
+    "InvalidToken",
+    "TokenVerifier",
+    "VerifiedToken",
+    "require_permissions",
+]
 
 _ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt"})
 _ASYMMETRIC = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA"})
@@ -40,6 +62,10 @@ class InvalidToken(Exception):
     """The token is not one we accept (the reason is for logs, never for the caller)."""
 
 
+class InvalidDpopProof(InvalidToken):
+    """The token may be fine, but the DPoP proof sent with it is not."""
+
+
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
     subject: str
@@ -47,6 +73,13 @@ class VerifiedToken:
     roles: frozenset[str]
     permissions: frozenset[str]
     claims: dict[str, Any] = field(repr=False)
+
+    @property
+    def jkt(self) -> str | None:
+        """The DPoP key thumbprint the token is bound to, if it is (RFC 9449 `cnf.jkt`)."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        return jkt if isinstance(jkt, str) else None
 
 
 class TokenVerifier:
@@ -61,6 +94,9 @@ class TokenVerifier:
         min_refetch_seconds: float = 10.0,
         leeway_seconds: float = 0.0,
         http_client: httpx.AsyncClient | None = None,
+        dpop_algorithms: Sequence[str] = DPOP_ALGORITHMS,
+        dpop_iat_window_seconds: int = 60,
+        dpop_replay_cache: ProofReplayCache | None = None,
     ) -> None:
         unsafe = set(algorithms) - _ASYMMETRIC
         if unsafe:
@@ -77,6 +113,24 @@ class TokenVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
+        self.dpop = DpopProofVerifier(
+            dpop_replay_cache or MemoryReplayCache(),
+            algorithms=dpop_algorithms,
+            iat_window_seconds=dpop_iat_window_seconds,
+        )
+
+    async def verify_dpop(self, token: str, proof: str, *, method: str, url: str) -> VerifiedToken:
+        """A DPoP-bound token and the proof sent with it (RFC 9449 §7.1)."""
+        verified = await self.verify(token)
+        if verified.jkt is None:
+            raise InvalidToken("not a DPoP-bound token")
+        try:
+            checked = await self.dpop.verify(proof, method=method, url=url, access_token=token)
+        except DpopError as exc:
+            raise InvalidDpopProof(exc.reason) from exc
+        if checked.jkt != verified.jkt:
+            raise InvalidDpopProof("the proof's key is not the one the token is bound to")
+        return verified
 
     async def verify(self, token: str) -> VerifiedToken:
         try:
@@ -155,20 +209,43 @@ class TokenVerifier:
         """FastAPI dependency: a valid bearer token holding every permission named."""
         needed = frozenset(permissions)
 
+        algs = " ".join(sorted(self.dpop.algorithms))
+        challenge = f'Bearer, DPoP algs="{algs}"'
+
         async def dependency(request: Request) -> VerifiedToken:
             header = request.headers.get("authorization", "")
             scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
+            token, kind = value.strip(), scheme.lower()
+            if kind not in ("bearer", "dpop") or not token:
                 raise HTTPException(
-                    401, "A bearer token is required.", {"WWW-Authenticate": "Bearer"}
+                    401, "A bearer token is required.", {"WWW-Authenticate": challenge}
                 )
             try:
-                verified = await self.verify(value.strip())
+                if kind == "dpop":
+                    proofs = request.headers.getlist("dpop")
+                    if len(proofs) != 1:
+                        raise InvalidDpopProof("exactly one DPoP proof is required")
+                    url = str(request.url.replace(query=None, fragment=None))
+                    verified = await self.verify_dpop(
+                        token, proofs[0], method=request.method, url=url
+                    )
+                else:
+                    verified = await self.verify(token)
+                    if verified.jkt is not None:
+                        # RFC 9449 §7.2: a bound token without its proof is worthless.
+                        raise InvalidToken("DPoP-bound token presented as a bearer token")
+            except InvalidDpopProof as exc:
+                raise HTTPException(
+                    401,
+                    "The DPoP proof is invalid.",
+                    {"WWW-Authenticate": f'DPoP error="invalid_dpop_proof", algs="{algs}"'},
+                ) from exc
             except InvalidToken as exc:
+                scheme_name = "DPoP" if kind == "dpop" else "Bearer"
                 raise HTTPException(
                     401,
                     "The token is invalid or expired.",
-                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                    {"WWW-Authenticate": f'{scheme_name} error="invalid_token"'},
                 ) from exc
             if not needed <= verified.permissions:
                 raise HTTPException(

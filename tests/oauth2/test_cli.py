@@ -132,3 +132,65 @@ async def test_keys_remove_of_the_active_key_leaves_a_new_active_key(
 
     missing, _ = await run_cli(monkeypatch, database_url, "keys", "remove", "no-such-kid")
     assert missing == 1
+
+
+async def test_clients_create_with_jwks_file_makes_a_key_only_client(
+    replica: tuple[FastAPI, httpx.AsyncClient],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    import time
+    import uuid
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    _, client = replica
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = dict(ECAlgorithm.to_jwk(private.public_key(), as_dict=True), kid="ops-1")
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [public]}))
+    code, created = await run_cli(
+        monkeypatch, database_url, "clients", "create", "--name", "keyed", "--role", "admin",
+        "--jwks-file", str(jwks_file),
+    )  # fmt: skip
+    assert code == 0
+    assert created["client_secret"] is None
+    now = int(time.time())
+    assertion = jwt.encode(
+        {
+            "iss": created["client_id"],
+            "sub": created["client_id"],
+            "aud": "http://testserver/auth/token",
+            "iat": now,
+            "exp": now + 60,
+            "jti": uuid.uuid4().hex,
+        },
+        private,
+        algorithm="ES256",
+        headers={"kid": "ops-1"},
+    )
+    token = await client.post(
+        "/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    )
+    assert token.status_code == 200, token.text
+
+    (tmp_path / "private.json").write_text(
+        json.dumps({"keys": [ECAlgorithm.to_jwk(private, as_dict=True)]})
+    )
+    refused, _ = await run_cli(
+        monkeypatch, database_url, "clients", "create", "--name", "leaky",
+        "--jwks-file", str(tmp_path / "private.json"),
+    )  # fmt: skip
+    assert refused == 1
+    missing, _ = await run_cli(
+        monkeypatch, database_url, "clients", "create", "--name", "gone",
+        "--jwks-file", str(tmp_path / "absent.json"),
+    )  # fmt: skip
+    assert missing == 1

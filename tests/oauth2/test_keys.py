@@ -80,11 +80,22 @@ async def test_authorization_server_metadata(client: httpx.AsyncClient, settings
     assert body["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
     assert body["introspection_endpoint"] == f"{issuer}/auth/token/introspect"
     assert body["revocation_endpoint"] == f"{issuer}/auth/token/revoke"
-    assert body["grant_types_supported"] == ["client_credentials"]
-    assert body["token_endpoint_auth_methods_supported"] == [
-        "client_secret_basic",
-        "client_secret_post",
+    assert body["grant_types_supported"] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
+    methods = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"]
+    assert body["token_endpoint_auth_methods_supported"] == methods
+    assert body["introspection_endpoint_auth_methods_supported"] == methods
+    assert body["revocation_endpoint_auth_methods_supported"] == methods
+    algs = body["token_endpoint_auth_signing_alg_values_supported"]
+    assert "ES256" in algs
+    assert "HS256" in algs
+    assert "none" not in algs
+    assert "HS384" not in algs  # generated secrets are too short for it: not advertised
+    assert body["dpop_signing_alg_values_supported"] == [
+        "ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA",
+    ]  # fmt: skip
 
 
 async def test_private_key_is_encrypted_at_rest_and_bound_to_its_kid(

@@ -7,6 +7,8 @@ own JSON with `--json` (a table otherwise). Clients are addressed by id or by na
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +45,23 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private API
         "--audience", action="append", default=[], help="allowed audience; repeatable"
     )
     create.add_argument("--description")
+    create.add_argument(
+        "--auth-method",
+        default="client_secret_basic",
+        choices=[
+            "client_secret_basic",
+            "client_secret_post",
+            "client_secret_jwt",
+            "private_key_jwt",
+        ],
+        help="token_endpoint_auth_method (private_key_jwt needs --jwks-file or --jwks-uri)",
+    )
+    keys = create.add_mutually_exclusive_group()
+    keys.add_argument("--jwks-file", help="JSON file with the client's public JWK Set")
+    keys.add_argument("--jwks-uri", help="URL of the client's public JWK Set")
+    create.add_argument(
+        "--dpop", action="store_true", help="dpop_bound_access_tokens: require DPoP proofs"
+    )
     create.set_defaults(func=_cmd_create)
 
     listing = commands.add_parser("list", help="list clients with their roles")
@@ -79,13 +98,34 @@ def _show(data: dict[str, Any] | list[dict[str, Any]], as_json: bool, columns: l
         emit(_table_row(data), as_json=False, columns=columns)
 
 
+def _jwks(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not args.jwks_file:
+        return None
+    with open(args.jwks_file, encoding="utf-8") as handle:
+        data: dict[str, Any] = json.load(handle)
+    return data
+
+
 def _cmd_create(args: argparse.Namespace) -> int:
-    async def work(session: AsyncSession, settings: Settings) -> dict[str, str]:
+    try:
+        jwks = _jwks(args)
+    except (OSError, ValueError) as exc:  # unreadable or malformed --jwks-file
+        print(f"auth-service: cannot read --jwks-file: {exc}", file=sys.stderr)
+        return 1
+    method = args.auth_method
+    if (jwks is not None or args.jwks_uri) and method == "client_secret_basic":
+        method = "private_key_jwt"  # keys given: that is what they are for
+
+    async def work(session: AsyncSession, settings: Settings) -> dict[str, str | None]:
         view, secret = await ClientService(session, settings).create(
             name=args.name,
             description=args.description,
             role_names=args.role,
             allowed_audiences=args.audience,
+            token_endpoint_auth_method=method,
+            jwks=jwks,
+            jwks_uri=args.jwks_uri,
+            dpop_bound_access_tokens=args.dpop,
         )
         return {"client_id": str(view.client.id), "client_secret": secret}
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from auth_service.clients.schemas import (
     ClientCreate,
     ClientCreated,
+    ClientKeys,
     ClientPage,
     ClientRead,
     ClientUpdate,
@@ -65,6 +66,10 @@ def _fields(view: ClientView) -> dict[str, Any]:
         "allowed_audiences": list(client.allowed_audiences),
         "is_active": client.is_active,
         "roles": [RoleRef(id=r.id, name=r.name) for r in view.roles],
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "jwks": client.jwks,
+        "jwks_uri": client.jwks_uri,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "secret_rotation_grace_until": _pending(client.previous_secret_expires_at),
         "created_at": client.created_at,
         "updated_at": client.updated_at,
@@ -87,6 +92,10 @@ async def create_client(
         description=body.description,
         allowed_audiences=body.allowed_audiences,
         is_active=body.is_active,
+        token_endpoint_auth_method=body.token_endpoint_auth_method,
+        jwks=body.jwks,
+        jwks_uri=body.jwks_uri,
+        dpop_bound_access_tokens=body.dpop_bound_access_tokens,
     )
     response.headers["Cache-Control"] = "no-store"
     return ClientCreated(**_fields(view), client_secret=secret)
@@ -166,6 +175,25 @@ async def rotate_secret(
     return SecretRotated(
         client_id=client_id, client_secret=secret, previous_secret_expires_at=expires
     )
+
+
+@router.put(
+    "/{client_id}/keys",
+    response_model=ClientRead,
+    responses={**_ERRORS, **_NOT_FOUND},
+    summary="Replace a private_key_jwt client's public keys (jwks or jwks_uri)",
+    **permission_doc("clients:write"),
+)
+async def set_client_keys(
+    client_id: uuid.UUID, body: ClientKeys, service: Clients, _: ClientsWriter
+) -> ClientRead:
+    view = await service.set_keys(
+        client_id,
+        jwks=body.jwks,
+        jwks_uri=body.jwks_uri,
+        dpop_bound_access_tokens=body.dpop_bound_access_tokens,
+    )
+    return client_read(view)
 
 
 @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,13 +24,19 @@ class ClientCredentials:
     """Everything the token endpoint needs about a client, loaded in one round trip."""
 
     id: uuid.UUID
-    secret_hash: str
+    secret_hash: str | None  # None: a key-only (private_key_jwt) client
     previous_secret_hash: str | None
     previous_secret_expires_at: datetime | None
     is_active: bool
     allowed_audiences: tuple[str, ...]
     roles: tuple[str, ...]
     permissions: tuple[str, ...]
+    auth_method: str = "client_secret_basic"
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    secret_encrypted: str | None = None
+    previous_secret_encrypted: str | None = None
+    dpop_bound: bool = False
 
 
 _EMPTY: ColumnClause[Any] = literal_column("'{}'::varchar[]")
@@ -49,6 +56,12 @@ _CREDENTIALS_QUERY = (
             func.array_agg(Permission.name.distinct()).filter(Permission.name.is_not(None)),
             _EMPTY,
         ),
+        AppClient.token_endpoint_auth_method,
+        AppClient.jwks,
+        AppClient.jwks_uri,
+        AppClient.client_secret_encrypted,
+        AppClient.previous_secret_encrypted,
+        AppClient.dpop_bound_access_tokens,
     )
     .select_from(AppClient)
     .outerjoin(AppClientRole, AppClientRole.client_id == AppClient.id)
@@ -65,7 +78,9 @@ _CREDENTIALS_SQL = """
 SELECT c.id, c.client_secret_hash, c.previous_secret_hash, c.previous_secret_expires_at,
        c.is_active, c.allowed_audiences,
        coalesce(array_agg(DISTINCT r.name) FILTER (WHERE r.name IS NOT NULL), '{}') AS roles,
-       coalesce(array_agg(DISTINCT p.name) FILTER (WHERE p.name IS NOT NULL), '{}') AS perms
+       coalesce(array_agg(DISTINCT p.name) FILTER (WHERE p.name IS NOT NULL), '{}') AS perms,
+       c.token_endpoint_auth_method, c.jwks, c.jwks_uri, c.client_secret_encrypted,
+       c.previous_secret_encrypted, c.dpop_bound_access_tokens
 FROM auth_service_data.app_clients c
 LEFT JOIN auth_service_data.app_client_roles cr ON cr.client_id = c.id
 LEFT JOIN auth_service_data.roles r ON r.id = cr.role_id
@@ -90,6 +105,13 @@ def _credentials(row: Sequence[Any]) -> ClientCredentials:
         allowed_audiences=tuple(row[5]),
         roles=tuple(row[6]),
         permissions=tuple(row[7]),
+        auth_method=row[8],
+        # asyncpg hands jsonb over as text, SQLAlchemy as a dict.
+        jwks=json.loads(row[9]) if isinstance(row[9], str) else row[9],
+        jwks_uri=row[10],
+        secret_encrypted=row[11],
+        previous_secret_encrypted=row[12],
+        dpop_bound=row[13],
     )
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 ClientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Audience = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+AuthMethod = Literal[
+    "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"
+]
+JwksUri = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
 
 
 class ClientCreate(BaseModel):
@@ -19,6 +23,30 @@ class ClientCreate(BaseModel):
     description: str | None = Field(default=None, max_length=2000)
     allowed_audiences: list[Audience] = Field(default_factory=list, max_length=50)
     is_active: bool = True
+    token_endpoint_auth_method: AuthMethod = Field(
+        default="client_secret_basic",
+        description="The only client authentication method accepted for this client"
+        " (client_secret_basic and client_secret_post are interchangeable).",
+    )
+    jwks: dict[str, Any] | None = Field(
+        default=None, description="private_key_jwt: inline JWK Set of public keys."
+    )
+    jwks_uri: JwksUri | None = Field(
+        default=None, description="private_key_jwt: URL of the client's JWK Set (https)."
+    )
+    dpop_bound_access_tokens: bool = Field(
+        default=False, description="Refuse token requests without a DPoP proof (RFC 9449)."
+    )
+
+
+class ClientKeys(BaseModel):
+    """A private_key_jwt client's keys: exactly one of `jwks` or `jwks_uri`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jwks: dict[str, Any] | None = None
+    jwks_uri: JwksUri | None = None
+    dpop_bound_access_tokens: bool | None = Field(default=None, description="Omitted: unchanged.")
 
 
 class ClientUpdate(BaseModel):
@@ -44,6 +72,10 @@ class ClientRead(BaseModel):
     allowed_audiences: list[str]
     is_active: bool
     roles: list[RoleRef]
+    token_endpoint_auth_method: AuthMethod
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+    dpop_bound_access_tokens: bool
     secret_rotation_grace_until: datetime | None = Field(
         description="Until when the previous secret is still accepted, if a rotation is pending."
     )
@@ -52,7 +84,9 @@ class ClientRead(BaseModel):
 
 
 class ClientCreated(ClientRead):
-    client_secret: str = Field(description="Shown only once. Store it now.")
+    client_secret: str | None = Field(
+        description="Shown only once. Store it now. None for private_key_jwt clients."
+    )
 
 
 class ClientPage(BaseModel):

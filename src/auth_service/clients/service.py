@@ -6,10 +6,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.clients.keys import (
+    AUTH_METHODS,
+    client_secret_encryptor,
+    secret_aad,
+    validate_jwks_uri,
+    validate_public_jwks,
+)
 from auth_service.clients.models import AppClient
 from auth_service.clients.repository import ClientRepository
 from auth_service.clients.secrets import SecretHasher, generate_secret
@@ -39,6 +47,11 @@ class ClientNameTaken(Conflict):
     message = "A client with this name already exists."
 
 
+class ClientHasNoSecret(Conflict):
+    code = "client_has_no_secret"
+    message = "This client authenticates with keys (private_key_jwt); it has no secret."
+
+
 @dataclass(slots=True)
 class ClientView:
     client: AppClient
@@ -55,6 +68,10 @@ class ClientService:
         self.session = session
         self.hasher = SecretHasher(settings.client_secret_pepper.get_secret_value())
         self.grace = timedelta(seconds=settings.client_secret_rotation_grace_seconds)
+        self.encryptor = client_secret_encryptor(
+            settings.signing_key_encryption_key.get_secret_value()
+        )
+        self.production = settings.is_production
 
     async def create(
         self,
@@ -65,19 +82,43 @@ class ClientService:
         is_active: bool = True,
         role_names: Sequence[str] = (),
         secret: str | None = None,
-    ) -> tuple[ClientView, str]:
-        """Create a client; returns it with the plain secret, which is never stored."""
+        token_endpoint_auth_method: str = "client_secret_basic",  # noqa: S107 - a method name
+        jwks: dict[str, Any] | None = None,
+        jwks_uri: str | None = None,
+        dpop_bound_access_tokens: bool = False,
+    ) -> tuple[ClientView, str | None]:
+        """Create a client; returns it with the plain secret (None for key-only clients).
+
+        The secret is stored as a digest only, except for client_secret_jwt, whose HMAC check
+        needs the raw secret: it is also kept AES-GCM encrypted (docs/client-secrets.md).
+        """
+        method = token_endpoint_auth_method
+        if method not in AUTH_METHODS:
+            raise ValidationFailed(
+                "Unknown token_endpoint_auth_method.", code="invalid_auth_method"
+            )
+        keys, uri = self._keys(method, jwks, jwks_uri)
         if await self.repo.name_taken(name):
             raise ClientNameTaken()
         roles = await self._roles_named(role_names)
-        plain = secret if secret is not None else generate_secret()
+        client_id = uuid.uuid4()
         client = AppClient(
+            id=client_id,
             client_name=name,
             description=description,
             allowed_audiences=_unique(allowed_audiences),
             is_active=is_active,
-            client_secret_hash=self.hasher.hash(plain),
+            token_endpoint_auth_method=method,
+            jwks=keys,
+            jwks_uri=uri,
+            dpop_bound_access_tokens=dpop_bound_access_tokens,
         )
+        plain: str | None = None
+        if method != "private_key_jwt":
+            plain = secret if secret is not None else generate_secret()
+            client.client_secret_hash = self.hasher.hash(plain)
+            if method == "client_secret_jwt":
+                client.client_secret_encrypted = self._encrypt(plain, client_id)
         try:
             # A savepoint, so a concurrent insert of the same name is a 409, not a 500.
             async with self.session.begin_nested():
@@ -140,11 +181,16 @@ class ClientService:
     ) -> tuple[str, datetime]:
         """New secret now; the current one keeps working for the grace period."""
         client = await self._client(client_id)
+        if client.client_secret_hash is None:
+            raise ClientHasNoSecret()
         plain = secret if secret is not None else generate_secret()
         expires = _now() + self.grace
         client.previous_secret_hash = client.client_secret_hash
         client.previous_secret_expires_at = expires
         client.client_secret_hash = self.hasher.hash(plain)
+        if client.token_endpoint_auth_method == "client_secret_jwt":  # noqa: S105 - a method
+            client.previous_secret_encrypted = client.client_secret_encrypted
+            client.client_secret_encrypted = self._encrypt(plain, client.id)
         await self.repo.save(client)
         return plain, expires
 
@@ -163,6 +209,45 @@ class ClientService:
         if not await self.repo.remove_role(client_id, role_id):
             raise ClientRoleNotAssigned()
         return await self.get(client_id)
+
+    async def set_keys(
+        self,
+        client_id: uuid.UUID,
+        *,
+        jwks: dict[str, Any] | None,
+        jwks_uri: str | None,
+        dpop_bound_access_tokens: bool | None = None,
+    ) -> ClientView:
+        """Replace a private_key_jwt client's keys (key rotation without a new client)."""
+        client = await self._client(client_id)
+        keys, uri = self._keys(client.token_endpoint_auth_method, jwks, jwks_uri)
+        client.jwks, client.jwks_uri = keys, uri
+        if dpop_bound_access_tokens is not None:
+            client.dpop_bound_access_tokens = dpop_bound_access_tokens
+        await self.repo.save(client)
+        return await self.get(client.id)
+
+    def _keys(
+        self, method: str, jwks: dict[str, Any] | None, jwks_uri: str | None
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        if method != "private_key_jwt":
+            if jwks is not None or jwks_uri is not None:
+                raise ValidationFailed(
+                    "jwks and jwks_uri are only for private_key_jwt clients.",
+                    code="invalid_client_keys",
+                )
+            return None, None
+        if (jwks is None) == (jwks_uri is None):
+            raise ValidationFailed(
+                "A private_key_jwt client needs exactly one of jwks or jwks_uri.",
+                code="invalid_client_keys",
+            )
+        if jwks is not None:
+            return validate_public_jwks(jwks), None
+        return None, validate_jwks_uri(str(jwks_uri), production=self.production)
+
+    def _encrypt(self, plain: str, client_id: uuid.UUID) -> str:
+        return self.encryptor.encrypt(plain.encode(), secret_aad(client_id))
 
     async def _client(self, client_id: uuid.UUID) -> AppClient:
         client = await self.repo.get(client_id)

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 class KeyValueStore(Protocol):
     async def set(self, key: str, value: str, ttl_seconds: int) -> None: ...
+    async def add(self, key: str, value: str, ttl_seconds: int) -> bool: ...
     async def exists(self, key: str) -> bool: ...
     async def get(self, key: str) -> str | None: ...
     async def get_many(self, *keys: str) -> list[str | None]: ...
@@ -25,6 +26,12 @@ class RedisStore:
 
     async def set(self, key: str, value: str, ttl_seconds: int) -> None:
         await self.client.set(self.prefix + key, value, ex=max(1, ttl_seconds))
+
+    async def add(self, key: str, value: str, ttl_seconds: int) -> bool:
+        """Set only if absent (SET NX): True when this call created the key (replay caches)."""
+        return bool(
+            await self.client.set(self.prefix + key, value, ex=max(1, ttl_seconds), nx=True)
+        )
 
     async def exists(self, key: str) -> bool:
         return bool(await self.client.exists(self.prefix + key))
@@ -68,6 +75,12 @@ class MemoryStore:
             now = time.monotonic()
             self._data = {k: v for k, v in self._data.items() if v[1] > now}
         self._data[key] = (value, time.monotonic() + max(1, ttl_seconds))
+
+    async def add(self, key: str, value: str, ttl_seconds: int) -> bool:
+        if self._live(key) is not None:
+            return False
+        await self.set(key, value, ttl_seconds)
+        return True
 
     async def exists(self, key: str) -> bool:
         return self._live(key) is not None

@@ -20,7 +20,15 @@ from starlette.requests import ClientDisconnect
 
 from auth_service.config import Settings
 from auth_service.core.ratelimit import client_ip
+from auth_service.oauth2.assertions import (
+    ASSERTION_TYPE,
+    ASYMMETRIC_ALGORITHMS,
+    HMAC_ALGORITHMS,
+    AssertionAuth,
+)
+from auth_service.oauth2.dpop import DPOP_ALGORITHMS
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
+from auth_service.oauth2.exchange import GRANT_TOKEN_EXCHANGE
 from auth_service.oauth2.lifecycle import OAuth2Runtime
 from auth_service.oauth2.service import GRANT_TYPES, ClientAuth, OAuthService
 
@@ -98,11 +106,19 @@ async def _params(request: Request) -> dict[str, str]:
     return params
 
 
-def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth:
-    """client_secret_basic or client_secret_post, never both (RFC 6749 §2.3)."""
+def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth | AssertionAuth:
+    """One of client_secret_basic, client_secret_post or a JWT assertion (RFC 6749 §2.3)."""
     form_id = params.pop("client_id", None)
     form_secret = params.pop("client_secret", None)
     header = request.headers.get("authorization")
+    assertion_type = params.pop("client_assertion_type", None)
+    assertion = params.pop("client_assertion", None)
+    if assertion_type is not None or assertion is not None:
+        if form_secret is not None or (header and header[:6].lower() == "basic "):
+            raise invalid_request("Use one client authentication method, not two.")
+        if assertion_type != ASSERTION_TYPE or not assertion:
+            raise invalid_client()
+        return AssertionAuth(assertion, form_id)
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
@@ -140,6 +156,13 @@ _TOKEN_BODY: dict[str, Any] = {
         "audience": {"type": "string", "description": "Alias of resource."},
         "client_id": {"type": "string", "description": "client_secret_post only."},
         "client_secret": {"type": "string", "description": "client_secret_post only."},
+        "client_assertion_type": {"type": "string", "enum": [ASSERTION_TYPE]},
+        "client_assertion": {"type": "string", "description": "private_key_jwt, client_secret_jwt"},
+        "subject_token": {"type": "string", "description": "Token exchange: a user's token."},
+        "subject_token_type": {"type": "string"},
+        "actor_token": {"type": "string"},
+        "actor_token_type": {"type": "string"},
+        "requested_token_type": {"type": "string"},
     },
 }
 
@@ -193,14 +216,27 @@ async def token(request: Request) -> Response:
     # No dependencies on the hot path: FastAPI's dependency solving costs more than the HMAC.
     service = _runtime(request).service
     _rate_limit(request, "token")
+    headers = _NO_STORE
     try:
         params = await _params(request)
         auth = _client_auth(request, params)
         client = await service.authenticate(auth)
-        body = service.issue(client, params)
+        cnf = None
+        if client.dpop_bound or "dpop" in request.headers:
+            cnf = await service.dpop_binding(client, request.headers.getlist("dpop"))
+            nonces = service.dpop_nonces
+            if nonces is not None:
+                headers = {**_NO_STORE, "DPoP-Nonce": nonces.current()}
+        if params.get("grant_type") == GRANT_TOKEN_EXCHANGE:
+            exchange = _runtime(request).exchange
+            body = await exchange.exchange(
+                client, params, service.exchange_audience(client, params), cnf
+            )
+        else:
+            body = service.issue(client, params, cnf)
     except OAuthError as exc:
         return _error(exc)
-    return JSONResponse(body, headers=_NO_STORE)
+    return JSONResponse(body, headers=headers)
 
 
 router.add_api_route(
@@ -208,7 +244,7 @@ router.add_api_route(
     token,
     methods=["POST"],
     route_class_override=RequestOnlyRoute,
-    summary="OAuth2 token endpoint (client credentials)",
+    summary="OAuth2 token endpoint (client credentials, token exchange; DPoP)",
     openapi_extra=_body_doc(_TOKEN_BODY),
     responses={
         200: {
@@ -227,6 +263,8 @@ _TOKEN_PARAM_BODY: dict[str, Any] = {
         "token_type_hint": {"type": "string"},
         "client_id": {"type": "string"},
         "client_secret": {"type": "string"},
+        "client_assertion_type": {"type": "string", "enum": [ASSERTION_TYPE]},
+        "client_assertion": {"type": "string"},
     },
 }
 
@@ -279,7 +317,8 @@ async def jwks(request: Request) -> Response:
 def server_metadata(settings: Settings) -> dict[str, Any]:
     """RFC 8414 metadata; the issuer follows the served URL unless TOKEN_ISSUER is set."""
     issuer = settings.issuer.rstrip("/")
-    methods = ["client_secret_basic", "client_secret_post"]
+    methods = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"]
+    signing_algs = [*ASYMMETRIC_ALGORITHMS, *HMAC_ALGORITHMS]
     return {
         "issuer": settings.issuer,
         "token_endpoint": f"{issuer}/auth/token",
@@ -289,8 +328,12 @@ def server_metadata(settings: Settings) -> dict[str, Any]:
         "grant_types_supported": list(GRANT_TYPES),
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": signing_algs,
         "introspection_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
         "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
 
 

@@ -53,12 +53,15 @@ class KeyEncryptor:
     The kid is bound as associated data, so a ciphertext cannot be swapped onto another row.
     """
 
-    def __init__(self, secret: str) -> None:
+    def __init__(
+        self, secret: str, info: bytes = b"auth_service signing key encryption v1"
+    ) -> None:
+        # `info` separates uses of the one configured secret (signing keys, client secrets).
         derived = HKDF(
             algorithm=hashes.SHA256(),
             length=32,
             salt=None,
-            info=b"auth_service signing key encryption v1",
+            info=info,
         ).derive(secret.encode())
         self._aead = AESGCM(derived)
 

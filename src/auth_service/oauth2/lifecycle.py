@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs published
+import httpx
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from auth_service.clients.keys import client_secret_encryptor
 from auth_service.clients.repository import ClientCredentialsReader
 from auth_service.clients.secrets import SecretHasher
 from auth_service.config import Settings
 from auth_service.core.db import async_database_url
+from auth_service.oauth2.assertions import ClientAssertionVerifier, ClientKeySets, ReplayCache
 from auth_service.oauth2.client_cache import ChangeListener, ClientCache, install_write_hooks
+from auth_service.oauth2.dpop import DpopNonces, DpopProofVerifier
+from auth_service.oauth2.exchange import TokenExchange
 from auth_service.oauth2.keys import KeyManager
 from auth_service.oauth2.ratelimit import LocalRateLimiter
 from auth_service.oauth2.resolver import M2MTokenResolver
@@ -31,6 +38,8 @@ class OAuth2Runtime:
     service: OAuthService
     limiter: LocalRateLimiter
     listener: ChangeListener
+    exchange: TokenExchange
+    jwks_http: httpx.AsyncClient
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -66,6 +75,43 @@ async def startup(app: FastAPI) -> None:
     listener = ChangeListener(lambda: asyncpg.connect(dsn), cache)
     await listener.start()
     hasher = SecretHasher(settings.client_secret_pepper.get_secret_value())
+    issuer = settings.issuer.rstrip("/")
+    token_url = f"{issuer}/auth/token"
+    jwks_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.client_jwks_timeout_seconds), follow_redirects=False
+    )
+    encryption_key = settings.signing_key_encryption_key.get_secret_value()
+    assertions = ClientAssertionVerifier(
+        cache,
+        ClientKeySets(
+            jwks_http,
+            cache_seconds=settings.client_jwks_cache_seconds,
+            min_refetch_seconds=settings.client_jwks_min_refetch_seconds,
+            production=settings.is_production,
+        ),
+        ReplayCache(app.state.kv, "assertion:jti"),
+        client_secret_encryptor(encryption_key),
+        # RFC 7523 §3: the token endpoint URL or the issuer; the introspection and
+        # revocation endpoints too, where the same assertion method is accepted.
+        audiences={
+            settings.issuer,
+            issuer,
+            token_url,
+            f"{token_url}/introspect",
+            f"{token_url}/revoke",
+        },
+        max_lifetime_seconds=settings.client_assertion_max_lifetime_seconds,
+        leeway_seconds=settings.client_assertion_leeway_seconds,
+    )
+    nonces = None
+    if settings.dpop_nonce_required:
+        secret = hmac.new(encryption_key.encode(), b"dpop-nonce", hashlib.sha256).digest()
+        nonces = DpopNonces(secret, settings.dpop_nonce_lifetime_seconds)
+    dpop = DpopProofVerifier(
+        ReplayCache(app.state.kv, "dpop:jti"),
+        iat_window_seconds=settings.dpop_iat_window_seconds,
+        nonces=nonces,
+    )
     service = OAuthService(
         reader,
         cache,
@@ -73,9 +119,17 @@ async def startup(app: FastAPI) -> None:
         codec=codec,
         kv=app.state.kv,
         default_audience=settings.default_audience,
+        assertions=assertions,
+        dpop=dpop,
+        token_url=token_url,
+    )
+    exchange = TokenExchange(
+        app.state.token_resolvers, app.state.session_factory, codec, app.state.kv
     )
     limiter = LocalRateLimiter(settings.rate_limit_token, settings.rate_limit_enabled)
-    app.state.oauth2 = OAuth2Runtime(keys, codec, hasher, pool, service, limiter, listener)
+    app.state.oauth2 = OAuth2Runtime(
+        keys, codec, hasher, pool, service, limiter, listener, exchange, jwks_http
+    )
     app.state.token_resolvers.append(
         M2MTokenResolver(codec, app.state.kv, settings.default_audience)
     )
@@ -87,3 +141,4 @@ async def shutdown(app: FastAPI) -> None:
         await runtime.listener.stop()
         await runtime.keys.stop()
         await runtime.pool.close()
+        await runtime.jwks_http.aclose()

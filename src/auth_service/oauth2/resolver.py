@@ -28,7 +28,9 @@ class M2MTokenResolver:
 
     async def resolve(self, token: str) -> Identity | None:
         claims = self.codec.verify(token, audience=self.audience)
-        if claims is None:
+        # Only a client's own bearer token opens the admin API: not a token exchanged on a
+        # user's behalf (act), nor a DPoP-bound one (cnf) presented as a bearer token.
+        if claims is None or "act" in claims or "cnf" in claims:
             return None
         try:
             subject = uuid.UUID(str(claims["sub"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jwt
@@ -29,23 +29,33 @@ class TokenCodec:
         audience: str,
         roles: Sequence[str],
         permissions: Sequence[str],
+        subject: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        ttl: int | None = None,
     ) -> tuple[str, int]:
-        """A signed token and its lifetime in seconds."""
+        """A signed token and its lifetime in seconds.
+
+        `subject` other than the client: token exchange (then `extra` carries `act`);
+        `extra` may also carry `cnf` (DPoP binding).
+        """
         ring = self.keys.ring  # read once: a refresh may swap it meanwhile
         now = int(time.time())
+        lifetime = self.ttl if ttl is None else ttl
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "sub": client_id,
+            "sub": subject or client_id,
             "client_id": client_id,
             "aud": audience,
             "iat": now,
-            "exp": now + self.ttl,
+            "exp": now + lifetime,
             "jti": os.urandom(16).hex(),
             "roles": list(roles),
             "permissions": list(permissions),
             "scope": " ".join(permissions),
         }
-        return ring.sign(claims), self.ttl
+        if extra:
+            claims.update(extra)
+        return ring.sign(claims), lifetime
 
     def verify(self, token: str, *, audience: str | None) -> dict[str, Any] | None:
         """Claims of a valid token of ours, else None. `audience=None` accepts any audience."""
@@ -66,6 +76,12 @@ class TokenCodec:
             )
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
-        if claims.get("sub") != claims.get("client_id"):
+        # A token is the client's own, or an exchanged one naming the client as actor.
+        if claims.get("sub") != claims.get("client_id") and not _acts_for(claims):
             return None
         return claims
+
+
+def _acts_for(claims: Mapping[str, Any]) -> bool:
+    act = claims.get("act")
+    return isinstance(act, dict) and act.get("sub") == claims.get("client_id")

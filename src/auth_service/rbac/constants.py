@@ -11,6 +11,8 @@ CORE_PERMISSIONS: dict[str, str] = {
     "permissions:write": "Create, update and delete permissions.",
     "users:read": "Read users' profiles and roles.",
     "users:write": "Assign roles to users and delete users.",
+    "tokens:exchange": "Exchange a user's access token for one to call another service on their"
+    " behalf (RFC 8693 token exchange).",
 }
 
 ADMIN_ROLE = "admin"
