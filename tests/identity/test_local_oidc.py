@@ -6,6 +6,7 @@ authorize redirect with httpx, as a browser would, then exchange the code throug
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -193,6 +194,35 @@ async def test_email_verified_as_the_string_true_counts(
 ) -> None:
     provider.user.email_verified = "true"
     assert (await sign_in(upstreams, http)).email_verified is True
+
+
+async def test_an_email_kept_out_of_the_id_token_is_read_from_userinfo(
+    provider: OidcProvider, upstreams: OidcUpstreams, http: httpx.AsyncClient
+) -> None:
+    await sign_in(upstreams, http)
+    assert provider.userinfo_requests == 0  # not asked when the id_token has the email
+    provider.misbehave.email_only_in_userinfo = True
+    identity = await sign_in(upstreams, http)
+    assert (identity.email, identity.email_verified) == ("ada@example.com", True)
+    assert provider.userinfo_requests == 1
+
+
+async def test_userinfo_about_another_subject_is_refused(
+    provider: OidcProvider, upstreams: OidcUpstreams, http: httpx.AsyncClient
+) -> None:
+    provider.misbehave.email_only_in_userinfo = True
+    provider.misbehave.userinfo_subject = "someone-else"
+    with pytest.raises(OidcError):
+        await sign_in(upstreams, http)
+    assert provider.userinfo_requests == 1
+
+
+async def test_concurrent_first_sign_ins_discover_once(
+    provider: OidcProvider, upstreams: OidcUpstreams, http: httpx.AsyncClient
+) -> None:
+    identities = await asyncio.gather(*(sign_in(upstreams, http) for _ in range(5)))
+    assert {identity.subject for identity in identities} == {provider.user.subject}
+    assert (provider.discovery_requests, provider.jwks_requests) == (1, 1)
 
 
 # --- a misbehaving provider is refused -----------------------------------------------------------

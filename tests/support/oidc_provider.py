@@ -1,6 +1,6 @@
 """A small OpenID Connect provider on loopback, for the local identity provider's social login.
 
-It serves discovery, JWKS, an authorize endpoint that approves the configured user at once
+It serves discovery, JWKS, UserInfo, an authorize endpoint that approves the configured user at once
 (redirecting back with `code` and `state`) and a token endpoint that checks client
 authentication (the method it advertises), the redirect URI, single use of the code and PKCE
 (S256), then issues an id_token signed with a fresh RSA or EC key. Tests steer it through the
@@ -67,6 +67,8 @@ class Misbehaviour:
     token_delay_seconds: float = 0.0
     token_status: int | None = None  # answer the token endpoint with this status and a body
     token_error_description: str = "upstream says: internal detail 7f3a9"
+    email_only_in_userinfo: bool = False  # the id_token has no email; /userinfo has it
+    userinfo_subject: str | None = None  # /userinfo speaks about someone else
 
 
 @dataclass
@@ -92,12 +94,14 @@ class OidcProvider:
     # What happened, for assertions.
     discovery_requests: int = 0
     jwks_requests: int = 0
+    userinfo_requests: int = 0
     last_authorize: dict[str, str] = field(default_factory=dict)
     last_client_auth: str | None = None
     last_token_error: str | None = None
 
     def __post_init__(self) -> None:
         self._grants: dict[str, _Grant] = {}
+        self._access_tokens: set[str] = set()
         self.rotate_keys()
         self._stray_key = RSAKey.generate_key(2048, parameters={"kid": "stray"})
 
@@ -114,10 +118,11 @@ class OidcProvider:
         self.advertised_algs = ["RS256", "ES256"]
         self.user = TestUser()
         self.misbehave = Misbehaviour()
-        self.discovery_requests = self.jwks_requests = 0
+        self.discovery_requests = self.jwks_requests = self.userinfo_requests = 0
         self.last_authorize = {}
         self.last_client_auth = self.last_token_error = None
         self._grants.clear()
+        self._access_tokens.clear()
 
     # --- endpoints ---------------------------------------------------------------------------
     def app(self) -> Starlette:
@@ -127,6 +132,7 @@ class OidcProvider:
                 Route("/jwks", self._jwks),
                 Route("/authorize", self._authorize),
                 Route("/token", self._token, methods=["POST"]),
+                Route("/userinfo", self._userinfo),
             ]
         )
 
@@ -138,6 +144,7 @@ class OidcProvider:
                 "authorization_endpoint": f"{self.issuer}/authorize",
                 "token_endpoint": f"{self.issuer}/token",
                 "jwks_uri": f"{self.issuer}/jwks",
+                "userinfo_endpoint": f"{self.issuer}/userinfo",
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": self.advertised_algs,
@@ -225,6 +232,7 @@ class OidcProvider:
         if not verifier or not hmac.compare_digest(challenge, grant.code_challenge):
             return self._error("invalid_grant")
         access_token = secrets.token_urlsafe(32)
+        self._access_tokens.add(access_token)
         body: dict[str, Any] = {
             "access_token": access_token,
             "token_type": "Bearer",
@@ -234,6 +242,24 @@ class OidcProvider:
         if not self.misbehave.omit_id_token:
             body["id_token"] = self._id_token(grant, access_token)
         return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    async def _userinfo(self, request: Request) -> Response:
+        self.userinfo_requests += 1
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer ") or header[7:] not in self._access_tokens:
+            return JSONResponse(
+                {"error": "invalid_token"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        body: dict[str, Any] = {
+            "sub": self.misbehave.userinfo_subject or self.user.subject,
+            "name": self.user.name,
+        }
+        if self.user.email is not None:
+            body["email"] = self.user.email
+            body["email_verified"] = self.user.email_verified
+        return JSONResponse(body)
 
     def _id_token(self, grant: _Grant, access_token: str) -> str:
         bad = self.misbehave
@@ -248,7 +274,7 @@ class OidcProvider:
             "at_hash": _b64url(hashlib.sha256(access_token.encode()).digest()[:16]),
             "name": self.user.name,
         }
-        if self.user.email is not None:
+        if self.user.email is not None and not bad.email_only_in_userinfo:
             claims["email"] = self.user.email
             claims["email_verified"] = self.user.email_verified
         nonce = bad.id_token_nonce or grant.nonce

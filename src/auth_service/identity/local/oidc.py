@@ -288,6 +288,8 @@ class OidcUpstreams:
             nonce=nonce,
             access_token=access_token if isinstance(access_token, str) else None,
         )
+        if not claims.get("email") and isinstance(access_token, str) and access_token:
+            claims = await self._with_userinfo_email(config, metadata, claims, access_token)
         email = claims.get("email")
         if not isinstance(email, str) or not email:
             email = None
@@ -318,11 +320,19 @@ class OidcUpstreams:
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
-    async def _get_json(self, config: OidcProviderConfig, url: str, what: str) -> dict[str, Any]:
+    async def _get_json(
+        self,
+        config: OidcProviderConfig,
+        url: str,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self._timeout):
                 response = await self._http.get(
-                    url, headers={"Accept": "application/json"}, timeout=self._timeout
+                    url,
+                    headers={"Accept": "application/json", **(headers or {})},
+                    timeout=self._timeout,
                 )
         except (TimeoutError, httpx.TimeoutException):
             self._unavailable(config, f"{what}: timed out")
@@ -370,6 +380,11 @@ class OidcUpstreams:
             )
             if problem:
                 self._unavailable(config, f"discovery: {key} {problem}")
+        userinfo = metadata.get("userinfo_endpoint")
+        if userinfo is not None and (
+            not isinstance(userinfo, str) or _check_url(userinfo, insecure_loopback=loopback)
+        ):
+            self._unavailable(config, "discovery: userinfo_endpoint is not a usable URL")
         if not self._algorithms(metadata):
             self._unavailable(config, "discovery: no id_token signing algorithm we accept")
         if self._auth_method(metadata) is None:
@@ -512,3 +527,26 @@ class OidcUpstreams:
         if not isinstance(verified.get("sub"), str) or not verified["sub"]:
             self._refuse(config, "id_token: 'sub' is not a non-empty string")
         return verified
+
+    async def _with_userinfo_email(
+        self,
+        config: OidcProviderConfig,
+        metadata: Mapping[str, Any],
+        claims: dict[str, Any],
+        access_token: str,
+    ) -> dict[str, Any]:
+        """Some providers keep the email out of the id_token: ask the UserInfo endpoint."""
+        url = metadata.get("userinfo_endpoint")
+        if not isinstance(url, str):
+            return claims
+        userinfo = await self._get_json(
+            config, url, "userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        )
+        # OpenID Connect Core 5.3.2: a UserInfo answer about another subject is not used.
+        if userinfo.get("sub") != claims["sub"]:
+            self._refuse(config, "userinfo: 'sub' differs from the id_token's")
+        merged = dict(claims)
+        for key in ("email", "email_verified"):
+            if key in userinfo:
+                merged[key] = userinfo[key]
+        return merged
