@@ -51,6 +51,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/token_endpoint.py
+	$(BIN)/python bench/local_login.py
 
 lock:
 	scripts/relock.sh

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import string
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
 from auth_service.config import Settings
+
+T = TypeVar("T")
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
 
 _CLASSES = {
     "lower": set(string.ascii_lowercase),
@@ -24,7 +37,8 @@ class PasswordHasher:
     """argon2id for new hashes; bcrypt ($2a$/$2b$, as GoTrue stores them) verified and rehashed.
 
     Every call runs in a worker thread: one argon2id hash is ~tens of ms of CPU, which on the
-    event loop would stall every other request.
+    event loop would stall every other request. At most one hash per usable core runs at a
+    time; the rest wait without using CPU, so the event loop keeps its share of the core.
     """
 
     def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int) -> None:
@@ -35,6 +49,7 @@ class PasswordHasher:
             )
         )
         self._dummy: str | None = None
+        self._slots = asyncio.Semaphore(_usable_cores())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PasswordHasher:
@@ -44,8 +59,12 @@ class PasswordHasher:
             parallelism=settings.password_hash_parallelism,
         )
 
+    async def _in_thread(self, fn: Callable[..., T], *args: str) -> T:
+        async with self._slots:
+            return await asyncio.to_thread(fn, *args)
+
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hash.hash, password)
+        return await self._in_thread(self._hash.hash, password)
 
     async def verify(self, password: str, stored: str | None) -> tuple[bool, str | None]:
         """(valid, new hash to store or None). A missing hash is checked against a dummy one,
@@ -53,10 +72,10 @@ class PasswordHasher:
         if stored is None:
             if self._dummy is None:
                 self._dummy = await self.hash("dummy password for unknown accounts")
-            await asyncio.to_thread(self._hash.verify, password, self._dummy)
+            await self._in_thread(self._hash.verify, password, self._dummy)
             return False, None
         try:
-            return await asyncio.to_thread(self._hash.verify_and_update, password, stored)
+            return await self._in_thread(self._hash.verify_and_update, password, stored)
         except Exception:  # an unparseable stored hash never matches
             return False, None
 
