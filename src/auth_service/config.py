@@ -180,6 +180,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown classes {sorted(unknown)}: use lower,upper,digit,symbol")
         return value
 
+    @field_validator("oidc_providers")
+    @classmethod
+    def _oidc_providers(cls, value: str | None) -> str | None:
+        # Checked here so a bad OIDC_PROVIDERS stops startup with its reason, like any setting.
+        from auth_service.identity.local.oidc import parse_oidc_providers
+
+        parse_oidc_providers(value)
+        return value
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if not self.is_production:

@@ -134,3 +134,9 @@ def test_autoconfirm_is_on_in_development_and_off_in_production() -> None:
     assert make_settings(environment="development").autoconfirm
     assert not _production().autoconfirm
     assert not _production(local_autoconfirm=False).autoconfirm
+
+
+def test_a_malformed_oidc_providers_setting_is_refused_at_startup() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        make_settings(oidc_providers='[{"name": "x"}]')
+    assert "oidc_providers" in str(excinfo.value)
