@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import jwt
 import pyotp
@@ -168,13 +170,10 @@ async def test_confirmation_flow_when_autoconfirm_is_off(human_with: HumanFactor
         assert repeat.json() == registered.json()
 
         mail = await human.last_email("confirm@example.com")
+        assert mail["type"] == "signup"
         verified = await c.post(
-            "/auth/users/verify", json={"type": "email", "token_hash": mail["token_hash"]}
+            "/auth/users/verify", json={"type": "signup", "token_hash": mail["token_hash"]}
         )
-        if verified.status_code != 200:  # the stand-in types confirmation mail as "signup"
-            verified = await c.post(
-                "/auth/users/verify", json={"type": "signup", "token_hash": mail["token_hash"]}
-            )
         assert verified.status_code == 200, verified.text
         assert verified.json()["user"]["email_confirmed"] is True
         await login_user(c, "confirm@example.com")
@@ -260,8 +259,7 @@ async def test_totp_enroll_challenge_verify_aal2_and_unenroll(human: Human) -> N
     assert enrolled.status_code == 200, enrolled.text
     factor = enrolled.json()
     assert factor["totp"]["uri"].startswith("otpauth://totp/")
-    if human.provider == "local":
-        assert factor["totp"]["qr_code"].startswith("data:image/svg+xml")
+    assert factor["totp"]["qr_code"].startswith("data:image/svg+xml")
     factor_id = factor["factor_id"]
     challenge = await c.post(
         "/auth/users/mfa/challenge", json={"factor_id": factor_id}, headers=bearer(aal1)
@@ -321,3 +319,18 @@ async def test_admin_can_read_and_delete_a_user(human: Human) -> None:
         "/auth/users/login", json={"email": "gone@example.com", "password": USER_PASSWORD}
     )
     assert_error(again, 401, "invalid_credentials")
+
+
+async def test_replaying_the_parent_later_depends_on_the_reuse_window(human: Human) -> None:
+    """Declared difference `reuse_window`: GoTrue and the local provider honour the window."""
+    c = human.client
+    await register_user(c, "late@example.com")
+    first = await login_user(c, "late@example.com")
+    await c.post("/auth/users/token/refresh", json={"refresh_token": first["refresh_token"]})
+    human.app.state.settings.refresh_token_reuse_interval_seconds = 0
+    await asyncio.sleep(0.05)
+    late = await c.post("/auth/users/token/refresh", json={"refresh_token": first["refresh_token"]})
+    if human.differs("reuse_window"):
+        assert late.status_code == 200, late.text
+    else:
+        assert_error(late, 401, "invalid_refresh_token")
