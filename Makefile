@@ -94,6 +94,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/token_endpoint.py
+	$(BIN)/python bench/local_login.py
 
 lock:
 	scripts/relock.sh

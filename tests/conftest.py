@@ -199,6 +199,9 @@ def make_settings(**overrides: Any) -> Settings:
         "supabase_jwt_secret": None,
         "initial_admin_email": None,
         "initial_admin_password": None,
+        # argon2id at test strength: the parameters are settings, production keeps OWASP's.
+        "password_hash_memory_kib": 1024,
+        "password_hash_time_cost": 1,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

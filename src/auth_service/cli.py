@@ -21,6 +21,7 @@ from auth_service.clients import cli as clients_cli
 from auth_service.config import Settings, configuration_problems
 from auth_service.core.embedded_pg import EmbeddedPostgresMissing
 from auth_service.core.errors import AppError
+from auth_service.identity.local import cli as local_identity_cli
 from auth_service.oauth2 import cli as oauth2_cli
 from auth_service.rbac import cli as rbac_cli
 
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("revision", nargs="?", default="head")
     mig.set_defaults(func=_cmd_migrate)
 
-    for module in (clients_cli, oauth2_cli, rbac_cli):
+    for module in (clients_cli, oauth2_cli, rbac_cli, local_identity_cli):
         module.register(sub)
     return parser
 

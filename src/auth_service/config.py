@@ -37,6 +37,11 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class IdentityProviderName(StrEnum):
+    LOCAL = "local"
+    SUPABASE = "supabase"
+
+
 class SigningAlgorithm(StrEnum):
     ES256 = "ES256"
     HS256 = "HS256"
@@ -112,6 +117,31 @@ class Settings(BaseSettings):
     oauth_state_secret: SecretStr = SecretStr("dev-oauth-state-secret-change-me")
     oauth_state_ttl_seconds: int = 600
 
+    # --- local identity provider (issue 8) ---------------------------------------------
+    identity_provider: IdentityProviderName | None = None
+    local_autoconfirm: bool | None = None
+    local_site_url: str = "http://127.0.0.1:3000"
+    password_min_length: int = 8
+    password_required_characters: CsvList = Field(default_factory=list)
+    password_breached_list_path: str | None = None
+    password_hash_memory_kib: int = 19_456
+    password_hash_time_cost: int = 2
+    password_hash_parallelism: int = 1
+    refresh_token_reuse_interval_seconds: int = 10
+    email_token_ttl_seconds: int = 3600
+    email_token_max_attempts: int = 5
+    mfa_challenge_ttl_seconds: int = 300
+    login_lockout_threshold: int = 5
+    login_lockout_max_failures_per_hour: int = 100
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "auth-service@localhost"
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 10.0
+    oidc_providers: str | None = None
+
     # --- rate limits (slowapi / limits syntax) -------------------------------------------
     rate_limit_enabled: bool = True
     rate_limit_default: str = "600/minute"
@@ -129,7 +159,9 @@ class Settings(BaseSettings):
     initial_admin_email: str | None = None
     initial_admin_password: SecretStr | None = None
 
-    @field_validator("cors_origins", "oauth_redirect_allow_list", mode="before")
+    @field_validator(
+        "cors_origins", "oauth_redirect_allow_list", "password_required_characters", mode="before"
+    )
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -162,11 +194,47 @@ class Settings(BaseSettings):
     def supabase_configured(self) -> bool:
         return bool(self.supabase_url and self.supabase_anon_key)
 
+    @property
+    def active_identity_provider(self) -> IdentityProviderName:
+        """IDENTITY_PROVIDER, else `supabase` when SUPABASE_URL is set, else `local`."""
+        if self.identity_provider is not None:
+            return self.identity_provider
+        return IdentityProviderName.SUPABASE if self.supabase_url else IdentityProviderName.LOCAL
+
+    @property
+    def autoconfirm(self) -> bool:
+        """LOCAL_AUTOCONFIRM, else on in development and test only."""
+        if self.local_autoconfirm is not None:
+            return self.local_autoconfirm
+        return self.environment in (Environment.DEVELOPMENT, Environment.TEST)
+
+    @field_validator("password_required_characters")
+    @classmethod
+    def _character_classes(cls, value: list[str]) -> list[str]:
+        unknown = set(value) - {"lower", "upper", "digit", "symbol"}
+        if unknown:
+            raise ValueError(f"unknown classes {sorted(unknown)}: use lower,upper,digit,symbol")
+        return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _oidc_providers(cls, value: str | None) -> str | None:
+        # Checked here so a bad OIDC_PROVIDERS stops startup with its reason, like any setting.
+        from auth_service.identity.local.oidc import parse_oidc_providers
+
+        parse_oidc_providers(value)
+        return value
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if not self.is_production:
             return self
         problems: list[str] = []
+        if self.active_identity_provider is IdentityProviderName.LOCAL and not self.smtp_host:
+            problems.append(
+                "SMTP_HOST must be set in production with IDENTITY_PROVIDER=local"
+                " (confirmation and recovery emails)"
+            )
         if not self.auth_service_database_url:
             problems.append("AUTH_SERVICE_DATABASE_URL must be set in production")
         secrets: dict[str, SecretStr | None] = {

@@ -23,6 +23,7 @@ from auth_service.core.logging import configure_logging
 from auth_service.core.metrics import Metrics
 from auth_service.core.middleware import RequestContextMiddleware
 from auth_service.core.ratelimit import RateLimiter
+from auth_service.identity.local import endpoints as local_identity_endpoints
 from auth_service.oauth2 import endpoints as oauth2_endpoints
 from auth_service.oauth2 import lifecycle as oauth2_lifecycle
 from auth_service.oauth2.ratelimit import LocalRateLimiter
@@ -118,4 +119,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clients_endpoints.router)
     app.include_router(rbac_endpoints.router)
     app.include_router(users_endpoints.router)
+    app.include_router(local_identity_endpoints.router)
     return app

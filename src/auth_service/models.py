@@ -2,6 +2,18 @@
 
 from auth_service.clients.models import AppClient, AppClientRole
 from auth_service.core.db import Base
+from auth_service.identity.local.models import (
+    DevMailboxMessage,
+    LocalEmailToken,
+    LocalIdentity,
+    LocalMfaChallenge,
+    LocalMfaFactor,
+    LocalMfaUsedCode,
+    LocalOAuthFlow,
+    LocalRefreshToken,
+    LocalSession,
+    LocalUser,
+)
 from auth_service.oauth2.models import SigningKey
 from auth_service.rbac.models import Permission, Role, RolePermission, UserRole
 from auth_service.users.models import Profile
@@ -10,6 +22,16 @@ __all__ = [
     "AppClient",
     "AppClientRole",
     "Base",
+    "DevMailboxMessage",
+    "LocalEmailToken",
+    "LocalIdentity",
+    "LocalMfaChallenge",
+    "LocalMfaFactor",
+    "LocalMfaUsedCode",
+    "LocalOAuthFlow",
+    "LocalRefreshToken",
+    "LocalSession",
+    "LocalUser",
     "Permission",
     "Profile",
     "Role",

@@ -51,6 +51,7 @@ def _production(**overrides: object) -> Settings:
         "client_secret_pepper": STRONG,
         "oauth_state_secret": STRONG,
         "token_issuer": "https://auth.example",
+        "smtp_host": "smtp.example",
     }
     values.update(overrides)
     return make_settings(**values)
@@ -76,6 +77,8 @@ def test_production_with_strong_secrets_starts() -> None:
             {"supabase_url": "https://p.supabase.co", "supabase_anon_key": ""},
             "SUPABASE_ANON_KEY must be set",
         ),
+        ({"smtp_host": None}, "SMTP_HOST must be set in production with IDENTITY_PROVIDER=local"),
+        ({"password_required_characters": ["emoji"]}, "use lower,upper,digit,symbol"),
     ],
 )
 def test_production_refuses_insecure_values(override: dict[str, object], message: str) -> None:
@@ -133,3 +136,33 @@ def test_log_format_defaults_to_console_only_in_development() -> None:
     assert make_settings(environment="development", log_format="json").effective_log_format == (
         "json"
     )
+
+
+def test_identity_provider_defaults_to_supabase_only_when_it_is_configured() -> None:
+    assert make_settings().active_identity_provider.value == "local"
+    supabase = make_settings(supabase_url="https://p.supabase.co")
+    assert supabase.active_identity_provider.value == "supabase"
+    forced = make_settings(supabase_url="https://p.supabase.co", identity_provider="local")
+    assert forced.active_identity_provider.value == "local"
+
+
+def test_production_with_supabase_needs_no_smtp() -> None:
+    settings = _production(
+        smtp_host=None,
+        supabase_url="https://p.supabase.co",
+        supabase_anon_key="anon-" + STRONG,
+        supabase_service_role_key="service-" + STRONG,
+    )
+    assert settings.active_identity_provider.value == "supabase"
+
+
+def test_autoconfirm_is_on_in_development_and_off_in_production() -> None:
+    assert make_settings(environment="development").autoconfirm
+    assert not _production().autoconfirm
+    assert not _production(local_autoconfirm=False).autoconfirm
+
+
+def test_a_malformed_oidc_providers_setting_is_refused_at_startup() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        make_settings(oidc_providers='[{"name": "x"}]')
+    assert "oidc_providers" in str(excinfo.value)

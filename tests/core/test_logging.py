@@ -93,7 +93,7 @@ async def test_json_startup_is_one_line_with_the_summary_fields(
     assert line["redis"] == "redis://127.0.0.1:1/0"  # the password is not repeated
     assert "redis-Pass-1" not in out
     assert "postgres" in line["database"]
-    assert line["identity_provider"].startswith("not configured")
+    assert line["identity_provider"].startswith("local")
 
 
 def test_urls_in_the_summary_lose_their_password() -> None:

@@ -45,6 +45,7 @@ async def test_ready_turns_503_naming_the_database_when_postgres_stops() -> None
         "status": "unavailable",
         "failing": ["database"],
         "checks": {"database": "unavailable"},
+        "identity_provider": "local",
     }
     assert health.status_code == 200  # liveness does not depend on the database
 
@@ -59,6 +60,7 @@ async def test_ready_turns_503_naming_redis_when_redis_is_unreachable(database_u
         "status": "unavailable",
         "failing": ["redis"],
         "checks": {"database": "ok", "redis": "unavailable"},
+        "identity_provider": "local",
     }
 
 

@@ -275,7 +275,7 @@ def test_console_startup_says_where_everything_is(
     assert f"docs               http://127.0.0.1:{port}/docs\n" in text
     assert f"database           embedded PostgreSQL at {tmp_path / 'pgdata'}\n" in text
     assert "redis              none: denylists and rate limits in-process" in text
-    assert "identity provider  not configured" in text
+    assert "identity provider  local (users in this database" in text
     assert f"signing key        {kid}\n" in text
     # The issuer follows the port actually served (no TOKEN_ISSUER set).
     assert metadata.json()["token_endpoint"] == f"http://127.0.0.1:{port}/auth/token"

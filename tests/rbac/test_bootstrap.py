@@ -118,6 +118,7 @@ async def test_initial_admin_without_supabase_is_skipped_with_a_warning(
     capsys.readouterr()
     await _run_app(
         auth_service_database_url=database_url,
+        identity_provider="supabase",  # chosen, but not configured (the local default has users)
         logging_level="INFO",
         initial_admin_email=ADMIN_EMAIL,
         initial_admin_password=ADMIN_PASSWORD,

@@ -293,7 +293,9 @@ async def test_upstream_unreachable_is_503(app_with: AppWith) -> None:
 async def test_without_supabase_human_endpoints_are_503_not_configured(
     app_with: AppWith,
 ) -> None:
-    async with app_with(supabase_url=None, supabase_anon_key=None) as client:
+    async with app_with(
+        identity_provider="supabase", supabase_url=None, supabase_anon_key=None
+    ) as client:
         response = await client.post(
             "/auth/users/login", json={"email": "x@example.com", "password": USER_PASSWORD}
         )

@@ -68,11 +68,18 @@ async def ready(request: Request) -> JSONResponse:
     for name, state in checks.items():
         request.app.state.metrics.dependency_up.labels(name).set(1 if state == "ok" else 0)
     failing = [name for name, state in checks.items() if state != "ok"]
+    provider = getattr(request.app.state, "identity_provider_name", None)
     if failing:
         return JSONResponse(
-            {"status": "unavailable", "failing": failing, "checks": checks}, status_code=503
+            {
+                "status": "unavailable",
+                "failing": failing,
+                "checks": checks,
+                "identity_provider": provider,
+            },
+            status_code=503,
         )
-    return JSONResponse({"status": "ok", "checks": checks})
+    return JSONResponse({"status": "ok", "checks": checks, "identity_provider": provider})
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

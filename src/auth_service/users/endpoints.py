@@ -277,12 +277,12 @@ async def refresh(body: RefreshRequest, service: Users) -> JSONResponse:
     "/logout",
     status_code=204,
     responses=_errors(401, 503),
-    summary="Sign out this session, or every session with ?scope=global",
+    summary="Sign out this session, every session (?scope=global) or the others (?scope=others)",
 )
 async def logout(
     caller: CurrentCaller,
     service: Users,
-    scope: Annotated[Literal["local", "global"], Query()] = "local",
+    scope: Annotated[Literal["local", "global", "others"], Query()] = "local",
 ) -> Response:
     await service.logout(caller, scope)
     return Response(status_code=204)

@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 from fastapi import FastAPI
 
-from auth_service.config import Settings
-from auth_service.identity.supabase_adapter import SupabaseIdentityProvider
+from auth_service.config import IdentityProviderName, Settings
+from auth_service.identity.local.adapter import LocalIdentityProvider
+from auth_service.identity.local.email import email_sender
+from auth_service.identity.local.oidc import OidcUpstreams, parse_oidc_providers
+from auth_service.identity.local.tokens import RingKeySource
+from auth_service.identity.supabase import SupabaseIdentityProvider
 from auth_service.users.tokens import JwksCache, SupabaseTokenVerifier
+
+logger = logging.getLogger("auth_service.users")
 
 
 async def startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     app.state.identity_provider = None
     app.state.user_token_verifier = None
+    name = settings.active_identity_provider
+    app.state.identity_provider_name = name.value
+    if name is IdentityProviderName.LOCAL:
+        await _start_local(app, settings)
+    else:
+        _start_supabase(app, settings)
+    logger.info(
+        "identity provider",
+        extra={
+            "identity_provider": name.value,
+            "configured": app.state.identity_provider is not None,
+        },
+    )
+
+
+async def _start_local(app: FastAPI, settings: Settings) -> None:
+    upstreams = None
+    providers = parse_oidc_providers(settings.oidc_providers)
+    if providers:
+        app.state.oidc_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        upstreams = OidcUpstreams(providers, app.state.oidc_http)
+    keys = app.state.oauth2.keys
+    provider = LocalIdentityProvider(
+        session_factory=app.state.session_factory,
+        keys=keys,
+        settings=settings,
+        kv=app.state.kv,
+        sender=email_sender(settings, app.state.session_factory),
+        upstreams=upstreams,
+    )
+    verifier = SupabaseTokenVerifier(
+        issuer=provider.issuer, jwks=RingKeySource(keys), hs256_secret=None, kv=app.state.kv
+    )
+    app.state.identity_provider = provider
+    app.state.user_token_verifier = verifier
+    app.state.token_resolvers.append(verifier)
+
+
+def _start_supabase(app: FastAPI, settings: Settings) -> None:
     if not settings.supabase_url or not settings.supabase_anon_key:
         return  # Supabase not configured: human sign-in answers 503, machine tokens still work
     anon_key = settings.supabase_anon_key.get_secret_value()
@@ -50,6 +97,7 @@ async def shutdown(app: FastAPI) -> None:
     provider = getattr(app.state, "identity_provider", None)
     if provider is not None:
         await provider.close()
-    jwks_http = getattr(app.state, "jwks_http", None)
-    if jwks_http is not None:
-        await jwks_http.aclose()
+    for name in ("jwks_http", "oidc_http"):
+        http = getattr(app.state, name, None)
+        if http is not None:
+            await http.aclose()

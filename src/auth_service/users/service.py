@@ -201,7 +201,9 @@ class UserService:
         exp = int(caller.claims.get("exp", now))
         ttl = max(1, exp - int(now))
         session_id = caller.claims.get("session_id")
-        if session_id:
+        if scope == "others":
+            await self._cut_off(caller, now, keep_current=True)
+        elif session_id:
             await self.kv.set(revoked_session_key(str(session_id)), "1", ttl)
         if scope == "global":
             await self._cut_off(caller, now)

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -64,6 +64,12 @@ def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return None
     return header, claims
+
+
+class KeySource(Protocol):
+    """Where the verifier finds the public key for a `kid` (a remote JWKS, or our key ring)."""
+
+    async def get(self, kid: str) -> jwt.PyJWK | None: ...
 
 
 class JwksCache:
@@ -129,7 +135,7 @@ class SupabaseTokenVerifier:
         self,
         *,
         issuer: str,
-        jwks: JwksCache | None,
+        jwks: KeySource | None,
         hs256_secret: str | None,
         kv: KeyValueStore,
     ) -> None:
