@@ -28,9 +28,8 @@ from auth_service.oauth2.assertions import (
 )
 from auth_service.oauth2.dpop import DPOP_ALGORITHMS
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
-from auth_service.oauth2.exchange import GRANT_TOKEN_EXCHANGE
 from auth_service.oauth2.lifecycle import OAuth2Runtime
-from auth_service.oauth2.service import GRANT_TYPES, ClientAuth, OAuthService
+from auth_service.oauth2.service import GRANT_TOKEN_EXCHANGE, GRANT_TYPES, ClientAuth, OAuthService
 
 
 class RequestOnlyRoute(APIRoute):

@@ -23,7 +23,6 @@ from auth_service.oauth2.service import revoked_key
 from auth_service.oauth2.tokens import TokenCodec
 from auth_service.rbac.repository import AuthorizationRepository
 
-GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
 EXCHANGE_PERMISSION = "tokens:exchange"
 

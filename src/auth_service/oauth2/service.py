@@ -20,7 +20,6 @@ from auth_service.oauth2.assertions import AssertionAuth, ClientAssertionVerifie
 from auth_service.oauth2.client_cache import ClientCache
 from auth_service.oauth2.dpop import DpopError, DpopNonces, DpopProofVerifier
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
-from auth_service.oauth2.exchange import GRANT_TOKEN_EXCHANGE
 from auth_service.oauth2.tokens import TokenCodec
 
 logger = logging.getLogger("auth_service.oauth2.service")
@@ -28,6 +27,7 @@ logger = logging.getLogger("auth_service.oauth2.service")
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 # Every grant_type the token endpoint accepts: the OpenAPI enum and the server metadata's
 # grant_types_supported are built from this list, so a new grant is added here once.
+GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
 GRANT_TYPES: tuple[str, ...] = (GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE)
 
 
