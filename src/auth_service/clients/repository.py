@@ -138,6 +138,12 @@ class ClientRepository:
     async def get(self, client_id: uuid.UUID) -> AppClient | None:
         return await self.session.get(AppClient, client_id)
 
+    async def get_for_update(self, client_id: uuid.UUID) -> AppClient | None:
+        """The row locked until the transaction ends (`SELECT ... FOR UPDATE`), re-read fresh."""
+        return await self.session.get(
+            AppClient, client_id, with_for_update=True, populate_existing=True
+        )
+
     async def name_taken(self, name: str, *, exclude: uuid.UUID | None = None) -> bool:
         query = select(AppClient.id).where(AppClient.client_name == name)
         if exclude is not None:
