@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     rate_limit_register: str = "5/minute"
     rate_limit_password_reset: str = "5/minute"
 
+    # --- resilience under load and faults (issue 12) ------------------------------------
+    database_pool_timeout_seconds: float = 3.0
+    database_connect_timeout_seconds: float = 3.0
+    database_statement_timeout_seconds: float = 5.0
+    redis_pool_size: int = 64
+    redis_pool_timeout_seconds: float = 0.5
+    redis_socket_timeout_seconds: float = 1.0
+    retry_after_seconds: int = 2
+    max_requests_in_flight: int = 256
+
     # --- bootstrap -----------------------------------------------------------------------
     initial_admin_email: str | None = None
     initial_admin_password: SecretStr | None = None

@@ -4,6 +4,7 @@ from auth_service.clients.models import AppClient, AppClientRole
 from auth_service.core.db import Base
 from auth_service.oauth2.models import SigningKey
 from auth_service.rbac.models import Permission, Role, RolePermission, UserRole
+from auth_service.revocation.models import Revocation
 from auth_service.users.models import Profile
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Base",
     "Permission",
     "Profile",
+    "Revocation",
     "Role",
     "RolePermission",
     "SigningKey",

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs published
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from limits.errors import StorageError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth_service.core.logging import request_id_var
+
+logger = logging.getLogger("auth_service.errors")
 
 
 class AppError(Exception):
@@ -80,10 +87,74 @@ class RateLimited(AppError):
     message = "Too many requests. Try again later."
 
 
+# Seconds a 503 asks the caller to wait; set from RETRY_AFTER_SECONDS at startup.
+RETRY_AFTER = {"seconds": 2}
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "service_unavailable"
     message = "A dependency is unavailable. Try again later."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("Retry-After", str(RETRY_AFTER["seconds"]))
+
+
+class ServiceBusy(ServiceUnavailable):
+    code = "service_busy"
+    message = "The service is at capacity. Try again shortly."
+
+
+# SQLSTATE classes and codes that mean "the database is unreachable or overloaded", not "your
+# request was wrong": connection exceptions, insufficient resources, operator intervention
+# (shutdown, cannot connect now, statement timeout / cancel).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57")
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def dependency_failure(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 an infrastructure fault deserves (database, Redis, a timeout), or None.
+
+    Refused, reset and timed-out connections, pool timeouts and server shutdowns are all the
+    same to a caller: try again later. Pool exhaustion is `service_busy`.
+    """
+    if isinstance(exc, ServiceUnavailable):
+        return exc
+    if isinstance(exc, AppError):
+        return None
+    if isinstance(exc, PoolTimeout):
+        return ServiceBusy()
+    if isinstance(exc, RedisError):
+        if "No connection available" in str(exc) or "Too many connections" in str(exc):
+            return ServiceBusy()
+        return ServiceUnavailable()
+    if isinstance(exc, StorageError):
+        return dependency_failure(exc.storage_error) or ServiceUnavailable()
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return ServiceUnavailable()
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+        if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+            return ServiceUnavailable()
+        cause = exc.orig.__cause__ if exc.orig is not None else None
+        if isinstance(exc.orig, _CONNECTION_ERRORS) or isinstance(cause, _CONNECTION_ERRORS):
+            return ServiceUnavailable()
+        return None
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = str(getattr(exc, "sqlstate", "") or "")
+        if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+            return ServiceUnavailable()
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return ServiceUnavailable()
+    return None
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -153,6 +224,23 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
+def unavailable_response(failure: ServiceUnavailable) -> JSONResponse:
+    return error_response(
+        failure.status_code, failure.code, failure.message, failure.details, failure.headers
+    )
+
+
+async def _dependency_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    failure = dependency_failure(exc)
+    if failure is None:
+        raise exc
+    logger.warning(
+        "dependency unavailable",
+        extra={"error_type": type(exc).__name__, "code": failure.code, "path": request.url.path},
+    )
+    return unavailable_response(failure)
+
+
 async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
     # SQLSTATE class 22 ("data exception") is always caused by a value we were sent: a NUL byte
     # in text, a number out of range, ... It is the client's error, not ours. Anything else is a
@@ -164,7 +252,7 @@ async def _database_error_handler(request: Request, exc: Exception) -> JSONRespo
             "invalid_value",
             "A value is out of range or contains characters that cannot be stored.",
         )
-    raise exc
+    return await _dependency_error_handler(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -172,3 +260,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(DBAPIError, _database_error_handler)
+    for family in (PoolTimeout, RedisError, StorageError, *_CONNECTION_ERRORS):
+        app.add_exception_handler(family, _dependency_error_handler)

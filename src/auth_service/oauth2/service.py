@@ -12,17 +12,15 @@ from typing import Any
 
 from auth_service.clients.repository import ClientCredentials, ClientCredentialsReader
 from auth_service.clients.secrets import DUMMY_DIGEST, SecretHasher
-from auth_service.core.errors import ServiceUnavailable
-from auth_service.core.kv import KeyValueStore
 from auth_service.oauth2.client_cache import ClientCache
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
 from auth_service.oauth2.tokens import TokenCodec
+from auth_service.revocation.service import RevocationStore, token_key
 
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 
 
-def revoked_key(jti: str) -> str:
-    return f"revoked:jti:{jti}"
+revoked_key = token_key  # the cache key of a revoked jti (kept for existing callers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +41,14 @@ class OAuthService:
         *,
         hasher: SecretHasher,
         codec: TokenCodec,
-        kv: KeyValueStore,
+        revocations: RevocationStore,
         default_audience: str,
     ) -> None:
         self.clients = clients
         self.cache = cache
         self.hasher = hasher
         self.codec = codec
-        self.kv = kv
+        self.revocations = revocations
         self.default_audience = default_audience
 
     async def authenticate(self, auth: ClientAuth) -> ClientCredentials:
@@ -143,13 +141,9 @@ class OAuthService:
             return
         remaining = int(claims["exp"]) - int(time.time())
         if remaining > 0:
-            try:
-                await self.kv.set(revoked_key(str(claims["jti"])), "1", remaining)
-            except Exception as exc:  # the caller must know the revocation did not happen
-                raise ServiceUnavailable() from exc
+            # Durable (PostgreSQL) before it returns; a failure is a 503, never a silent no-op.
+            await self.revocations.revoke_token(str(claims["jti"]), ttl=remaining)
 
     async def _revoked(self, jti: str) -> bool:
-        try:
-            return await self.kv.exists(revoked_key(jti))
-        except Exception as exc:  # fail closed: never call a token active unchecked
-            raise ServiceUnavailable() from exc
+        # Fails closed (503) when the store cannot answer: never call a token active unchecked.
+        return await self.revocations.token_revoked(jti)

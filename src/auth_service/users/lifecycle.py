@@ -38,7 +38,7 @@ async def startup(app: FastAPI) -> None:
         issuer=provider.auth_url,
         jwks=jwks,
         hs256_secret=secret.get_secret_value() if secret else None,
-        kv=app.state.kv,
+        revocations=app.state.revocations,
     )
     app.state.identity_provider = provider
     app.state.user_token_verifier = verifier
