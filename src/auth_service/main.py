@@ -23,6 +23,7 @@ from auth_service.core.logging import configure_logging
 from auth_service.core.metrics import Metrics
 from auth_service.core.middleware import RequestContextMiddleware
 from auth_service.core.ratelimit import RateLimiter
+from auth_service.core.shedding import LoadSheddingMiddleware
 from auth_service.oauth2 import endpoints as oauth2_endpoints
 from auth_service.oauth2 import lifecycle as oauth2_lifecycle
 from auth_service.rbac import endpoints as rbac_endpoints
@@ -111,6 +112,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    # Inside the request context (so shed requests get an id, a log line and a metric).
+    app.add_middleware(
+        LoadSheddingMiddleware,
+        max_in_flight=settings.max_requests_in_flight,
+        root_path=settings.root_path,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
 
     # Routes are matched in order: the token endpoint is the hot path, so its router goes first.
