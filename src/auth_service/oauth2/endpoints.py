@@ -189,12 +189,9 @@ _TOKEN_PARAM_BODY: dict[str, Any] = {
 }
 
 
-@router.post(
-    "/auth/token/introspect",
-    summary="Token introspection (RFC 7662); requires client authentication",
-    openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
-)
-async def introspect(request: Request, service: OAuthServiceDep) -> Response:
+async def introspect(request: Request) -> Response:
+    # Like the token endpoint: no dependency solving, cached client authentication.
+    service = _runtime(request).service
     _rate_limit(request, "introspect")
     try:
         params = await _params(request)
@@ -205,6 +202,16 @@ async def introspect(request: Request, service: OAuthServiceDep) -> Response:
     except OAuthError as exc:
         return _error(exc)
     return JSONResponse(await service.introspect(token_value), headers=_NO_STORE)
+
+
+router.add_api_route(
+    "/auth/token/introspect",
+    introspect,
+    methods=["POST"],
+    route_class_override=RequestOnlyRoute,
+    summary="Token introspection (RFC 7662); requires client authentication",
+    openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
+)
 
 
 @router.post(
