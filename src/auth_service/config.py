@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     redis_pool_timeout_seconds: float = 0.5
     redis_socket_timeout_seconds: float = 1.0
     retry_after_seconds: int = 2
-    max_requests_in_flight: int = 256
+    max_requests_in_flight: int = 100
 
     # --- bootstrap -----------------------------------------------------------------------
     initial_admin_email: str | None = None

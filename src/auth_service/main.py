@@ -22,6 +22,7 @@ from auth_service.core.kv import KeyValueStore, MemoryStore, RedisStore, redis_p
 from auth_service.core.logging import configure_logging
 from auth_service.core.metrics import Metrics
 from auth_service.core.middleware import RequestContextMiddleware
+from auth_service.core.openapi import document_common_responses
 from auth_service.core.ratelimit import RateLimiter
 from auth_service.core.shedding import LoadSheddingMiddleware
 from auth_service.oauth2 import endpoints as oauth2_endpoints
@@ -127,4 +128,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clients_endpoints.router)
     app.include_router(rbac_endpoints.router)
     app.include_router(users_endpoints.router)
+    document_common_responses(app)
     return app

@@ -6,19 +6,28 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-ClientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Audience = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+# What the schema promises must be what we accept: no NUL (PostgreSQL cannot store it), and
+# at least one character that survives the whitespace strip (Python's and JSON Schema's
+# notions of whitespace differ, hence the explicit class).
+_VISIBLE = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
+ClientName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_VISIBLE)
+]
+Audience = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_VISIBLE)
+]
+Description = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00]*$")]
 
 
 class ClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ClientName
-    description: str | None = Field(default=None, max_length=2000)
+    description: Description | None = None
     allowed_audiences: list[Audience] = Field(default_factory=list, max_length=50)
-    is_active: bool = True
+    is_active: StrictBool = True  # "false" or 0 is a type error, not a silent coercion
 
 
 class ClientUpdate(BaseModel):
@@ -27,9 +36,9 @@ class ClientUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ClientName
-    description: str | None = Field(default=None, max_length=2000)
+    description: Description | None = None
     allowed_audiences: list[Audience] = Field(default_factory=list, max_length=50)
-    is_active: bool = True
+    is_active: StrictBool = True  # "false" or 0 is a type error, not a silent coercion
 
 
 class RoleRef(BaseModel):

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs published
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from limits.errors import StorageError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from auth_service.core.logging import request_id_var
 
@@ -210,8 +212,44 @@ async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
-async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the API serves at this path, from its OpenAPI paths (compiled once).
+
+    Routes are one per method, so Starlette's own 405 names only the first route's methods.
+    """
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(
+        request.app.state, "allowed_methods_table", None
+    )
+    if table is None:
+        table = []
+        for template, item in request.app.openapi().get("paths", {}).items():
+            served = {m.upper() for m in item if m in _HTTP_METHODS}
+            if "GET" in served:
+                served.add("HEAD")
+            table.append((compile_path(template)[0], sorted(served | {"OPTIONS"})))
+        request.app.state.allowed_methods_table = table
+    path = request.scope.get("path", "")
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    for pattern, allowed in table:
+        if pattern.match(path):
+            return allowed
+    return []
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch"})
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
     exc = cast(StarletteHTTPException, exc)
+    if exc.status_code == 405:
+        allow = allowed_methods(request)
+        if request.method == "OPTIONS" and allow:
+            # OPTIONS on a path we serve: the methods it allows, not an error.
+            return Response(status_code=204, headers={"Allow": ", ".join(allow)})
+        headers = {**(exc.headers or {}), "Allow": ", ".join(allow)} if allow else exc.headers
+        return error_response(405, "method_not_allowed", "Method not allowed.", headers=headers)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").capitalize()
     return error_response(exc.status_code, code, message, headers=exc.headers)
