@@ -273,8 +273,6 @@ def main() -> int:
     print(f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s; server on CPU {SERVER_CPU}, load on CPU "
           f"{LOAD_CPU}; kv store: {redis}; 1-min load average at the end: {load:.2f}")  # fmt: skip
     print()
-    print("| endpoint | req/s | p50 ms | p99 ms | non-2xx |")
-    print("|---|---:|---:|---:|---:|")
     rows = (
         ("bare FastAPI (ceiling)", bare),
         ("POST /auth/token", token),
