@@ -15,9 +15,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from auth_service.main import create_app
 from tests.conftest import create_database, make_settings, run_alembic
 from tests.factories import client_token, create_client
+from tests.support.apps import asgi_client, running_app
 from tests.support.pg_faults import PostgresFaults
 
 TIMEOUT = 1.0
@@ -57,8 +57,7 @@ async def faulty_app(own_database: str) -> AsyncIterator[FastAPI]:
         database_statement_timeout_seconds=TIMEOUT,
         retry_after_seconds=4,
     )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_app(settings) as application:
         yield application
 
 
@@ -67,8 +66,7 @@ async def test_database_fault_is_503_with_retry_after_and_recovers_without_resta
     faulty_app: FastAPI, own_postgres: tuple[PostgresFaults, str], fault: str
 ) -> None:
     faults = own_postgres[0]
-    transport = httpx.ASGITransport(app=faulty_app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with asgi_client(faulty_app) as http:
         client_id, secret = await create_client(faulty_app)
         token = await client_token(http, client_id, secret)
         headers = {"Authorization": f"Bearer {token}"}

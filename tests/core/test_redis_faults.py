@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from auth_service.main import create_app
 from tests.conftest import make_settings
 from tests.factories import client_token, create_client
+from tests.support.apps import asgi_client, running_app
 from tests.support.redis_server import RedisServer, redis_server
 
 SOCKET_TIMEOUT = 0.5
@@ -40,15 +40,13 @@ async def faulty_app(
         redis_pool_timeout_seconds=0.2,
         retry_after_seconds=3,
     )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_app(settings) as application:
         yield application
 
 
 @pytest.fixture
 async def http(faulty_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=faulty_app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with asgi_client(faulty_app) as c:
         yield c
 
 

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.main import create_app
 from auth_service.revocation.models import Revocation
 from tests.conftest import make_settings
 from tests.factories import (
@@ -20,6 +19,7 @@ from tests.factories import (
     register_user,
     supabase_overrides,
 )
+from tests.support.apps import asgi_client, running_app
 from tests.support.gotrue import GoTrueStandIn
 from tests.support.redis_server import RedisServer, redis_server
 
@@ -39,15 +39,13 @@ async def durable_app(
         redis_url=own_redis.url,
         **supabase_overrides(gotrue),
     )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_app(settings) as application:
         yield application
 
 
 @pytest.fixture
 async def http(durable_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=durable_app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with asgi_client(durable_app) as c:
         yield c
 
 
