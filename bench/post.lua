@@ -1,6 +1,6 @@
 -- wrk script: POST a fixed body with fixed headers; print a JSON summary at the end.
 -- BENCH_BODY and BENCH_AUTH come from the environment.
-wrk.method = "POST"
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
 wrk.body = os.getenv("BENCH_BODY") or ""
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 local auth = os.getenv("BENCH_AUTH")

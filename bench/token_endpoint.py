@@ -18,8 +18,13 @@ otherwise. The token endpoint's own rate limit (per process) stays ON; it is rai
 10,000,000/minute for the run, since wrk sends everything from one IP (say so when quoting
 the numbers).
 
+- Then, on the same app: introspection and an admin GET (each as a ratio to the ceiling),
+  user-JWT verification in process (bench/verifier_speed.py, as a ratio to a bare ECDSA
+  verify), and an overload run (wrk -c256 on the token endpoint) reporting the share of
+  503s from the in-flight cap and the p99 of /health sampled meanwhile.
+
 Environment knobs: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 16),
-BENCH_RATE (default 1000).
+BENCH_RATE (default 1000), BENCH_OVERLOAD_CONNECTIONS (default 256).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -48,6 +54,7 @@ BIN = Path(sys.executable).parent
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))
+OVERLOAD_CONNECTIONS = int(os.environ.get("BENCH_OVERLOAD_CONNECTIONS", "256"))
 SERVER_CPU, LOAD_CPU = "0", "1"
 
 
@@ -125,16 +132,23 @@ def server(target: str, port: int, env: dict[str, str], factory: bool) -> Iterat
 
 
 def wrk(
-    url: str, seconds: int, body: str, auth: str, *, requests_file: Path | None = None
+    url: str,
+    seconds: int,
+    body: str,
+    auth: str,
+    *,
+    method: str = "POST",
+    connections: int = CONNECTIONS,
+    requests_file: Path | None = None,
 ) -> dict[str, Any]:
     """wrk with one fixed request (post.lua), or one request per line of `requests_file`."""
-    env = {**os.environ, "BENCH_BODY": body, "BENCH_AUTH": auth}
+    env = {**os.environ, "BENCH_BODY": body, "BENCH_AUTH": auth, "BENCH_METHOD": method}
     script = "post.lua"
     if requests_file is not None:
         env["BENCH_REQUESTS_FILE"] = str(requests_file)
         script = "post_many.lua"
     cmd = [
-        "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s",
+        "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
         "--latency", "-s", str(BENCH / script), url,
     ]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
@@ -197,6 +211,43 @@ def dpop_requests(path: Path, count: int, auth: str, key: Any, public: Any, url:
             claims = {"htm": "POST", "htu": url, "iat": now, "jti": uuid.uuid4().hex}
             proof = jwt.encode(claims, key, algorithm="ES256", headers=header)
             out.write(f"grant_type=client_credentials\tAuthorization: {auth}\tDPoP: {proof}\n")
+
+
+class HealthSampler(threading.Thread):
+    """GET /health every 20 ms on its own connection while the overload runs: the probe's view."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(daemon=True)
+        self.base = base
+        self.latencies: list[float] = []
+        self.failures = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"{self.base}/health", timeout=5) as response:  # noqa: S310
+                    response.read()
+                self.latencies.append(time.perf_counter() - started)
+            except OSError:
+                self.failures += 1
+            self.stop.wait(0.02)
+
+    def p99_ms(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[int(len(ordered) * 0.99)] * 1000 if ordered else float("nan")
+
+
+def access_token(base: str, body: str, auth: str) -> str:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL we built
+        f"{base}/auth/token",
+        data=body.encode(),
+        headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        token: str = json.loads(response.read())["access_token"]
+    return token
 
 
 def check_token(base: str, body: str, auth: str) -> None:
@@ -274,7 +325,29 @@ def main() -> int:
             dpop_requests(run, int(rate * SECONDS) + 500, auth, dpop_key, dpop_public, token_url)
             wrk_many(token_url, 3, warm)
             results["dpop"] = wrk_many(token_url, SECONDS, run)
+            token = access_token(base, body, auth)
+            introspect_body = f"token={token}"
+            wrk(f"{base}/auth/token/introspect", 2, introspect_body, auth)  # warm up
+            results["introspect"] = wrk(
+                f"{base}/auth/token/introspect", SECONDS, introspect_body, auth
+            )
+            bearer = f"Bearer {token}"
+            wrk(f"{base}/auth/admin/roles", 2, "", bearer, method="GET")  # warm up
+            results["admin"] = wrk(f"{base}/auth/admin/roles", SECONDS, "", bearer, method="GET")
+            sampler = HealthSampler(base)
+            sampler.start()
+            results["overload"] = wrk(
+                f"{base}/auth/token", SECONDS, body, auth, connections=OVERLOAD_CONNECTIONS
+            )
+            sampler.stop.set()
+            sampler.join()
+            results["health_p99_ms"] = sampler.p99_ms()
+            results["health_failures"] = sampler.failures
         shutil.rmtree(scratch, ignore_errors=True)
+    sys.path.insert(0, str(ROOT))
+    from bench.verifier_speed import measure
+
+    results["verifier"] = asyncio.run(measure())
 
     bare, token, fixed = results["bare"], results["token"], results["paced"]
     ratio = token["rps"] / bare["rps"]
@@ -290,14 +363,26 @@ def main() -> int:
         ("POST /auth/token (client_secret_basic)", token),
         ("POST /auth/token (private_key_jwt, ES256)", pkjwt),
         ("POST /auth/token (basic + DPoP proof, ES256)", dpop),
+        ("POST /auth/token/introspect", results["introspect"]),
+        ("GET /auth/admin/roles", results["admin"]),
     )
-    print("| endpoint | req/s | ratio to ceiling | p50 ms | p99 ms | non-2xx |")
+    print("| endpoint | req/s | x ceiling | p50 ms | p99 ms | non-2xx |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, r in rows:
         print(
             f"| {label} | {r['rps']:,.0f} | {r['rps'] / bare['rps']:.2f} | "
             f"{r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['non2xx']} |"
         )
+    verifier = results["verifier"]
+    print()
+    print("| user-JWT verification (auth_service.verifier, in process) | /s | x ceiling |")
+    print("|---|---:|---:|")
+    for label, key in (
+        ("bare ECDSA P-256 verify (ceiling)", "ceiling"),
+        ("ES256, distinct tokens (full check)", "distinct"),
+        ("ES256, a token presented again (cached)", "repeated"),
+    ):
+        print(f"| {label} | {verifier[key]:,.0f} | {verifier[key] / verifier['ceiling']:.2f} |")
     print()
     print(f"ratio token/ceiling: {ratio:.2f} (target >= 0.30)")
     # Cost per grant relative to the basic grant: the inverse ratio of their rates.
@@ -305,6 +390,17 @@ def main() -> int:
     print(
         f"cost vs basic grant: private_key_jwt {pkjwt_cost:.2f}x, DPoP {dpop_cost:.2f}x"
         " (target <= 1.50x)"
+    )
+    introspect_ratio = results["introspect"]["rps"] / token["rps"]
+    print(f"ratio introspection/token: {introspect_ratio:.2f} (target >= 0.5)")
+    over = results["overload"]
+    errors = sum(over[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts"))
+    share = over["non2xx"] / max(1, over["requests"])
+    print(
+        f"overload wrk -c{OVERLOAD_CONNECTIONS} on /auth/token: {over['rps']:,.0f} req/s, "
+        f"p99 {over['p99_us'] / 1000:.1f} ms, 503 share {share:.1%} (non-2xx are the cap's "
+        f"503s), socket errors {errors}; /health p99 {results['health_p99_ms']:.1f} ms "
+        f"(target <= 50), /health failures {results['health_failures']}"
     )
     print(
         f"fixed rate {fixed['rate']} req/s for {SECONDS}s: achieved {fixed['achieved_rps']} "
@@ -317,6 +413,10 @@ def main() -> int:
         and fixed["non200"] == 0
         and all(r["non2xx"] == 0 for r in (token, pkjwt, dpop))
         and max(pkjwt_cost, dpop_cost) <= 1.5
+        and introspect_ratio >= 0.5
+        and results["health_p99_ms"] <= 50
+        and results["health_failures"] == 0
+        and errors == 0
     )
     print("PASS" if ok else "BELOW TARGET")
     return 0 if ok else 1

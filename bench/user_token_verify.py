@@ -18,7 +18,9 @@ import httpx
 from redis.asyncio import Redis
 from tests.support.gotrue import ANON_KEY, GoTrueStandIn, ServedStandIn
 
+from auth_service.core.db import create_engine
 from auth_service.core.kv import KeyValueStore, MemoryStore, RedisStore
+from auth_service.revocation.service import SENTINEL_KEY, RevocationStore
 from auth_service.users.tokens import JwksCache, SupabaseTokenVerifier
 
 N = int(os.environ.get("BENCH_N", "5000"))
@@ -37,7 +39,13 @@ async def main(standin: GoTrueStandIn) -> None:
             cache_seconds=600,
             min_refetch_seconds=30,
         )
-        verifier = SupabaseTokenVerifier(issuer=standin.issuer, jwks=jwks, hs256_secret=None, kv=kv)
+        # A warm revocation cache (the sentinel set): every check is one cache round trip.
+        # The engine is never connected: a warm cache does not need the database.
+        revocations = RevocationStore(create_engine("postgresql://bench@127.0.0.1/bench"), kv)
+        await kv.set(SENTINEL_KEY, "bench", 600)
+        verifier = SupabaseTokenVerifier(
+            issuer=standin.issuer, jwks=jwks, hs256_secret=None, revocations=revocations
+        )
         token = standin.mint_token(standin.create_user("bench@example.com", "x"))
         if await verifier.verify(token) is None:
             raise SystemExit("the stand-in's token was not accepted")

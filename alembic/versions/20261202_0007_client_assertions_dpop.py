@@ -1,7 +1,7 @@
 """oauth2: client authentication methods, client keys (jwks / jwks_uri), DPoP-bound clients
 
 Revision ID: 20261202_0007
-Revises: 20261126_0003
+Revises: 20261202_0006
 Create Date: 2026-12-02
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "20261202_0007"
-down_revision: str | None = "20261126_0003"
+down_revision: str | None = "20261202_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

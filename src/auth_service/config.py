@@ -155,6 +155,16 @@ class Settings(BaseSettings):
     # console in development, json elsewhere.
     log_format: LogFormat | None = None
 
+    # --- resilience under load and faults (issue 12) ------------------------------------
+    database_pool_timeout_seconds: float = 3.0
+    database_connect_timeout_seconds: float = 3.0
+    database_statement_timeout_seconds: float = 5.0
+    redis_pool_size: int = 64
+    redis_pool_timeout_seconds: float = 0.5
+    redis_socket_timeout_seconds: float = 1.0
+    retry_after_seconds: int = 2
+    max_requests_in_flight: int = 100
+
     # --- bootstrap -----------------------------------------------------------------------
     initial_admin_email: str | None = None
     initial_admin_password: SecretStr | None = None

@@ -17,18 +17,21 @@ from auth_service.config import Settings, get_settings
 from auth_service.core import health
 from auth_service.core.db import create_engine, create_session_factory
 from auth_service.core.docs import install_docs
-from auth_service.core.errors import install_error_handlers
-from auth_service.core.kv import KeyValueStore, MemoryStore, RedisStore
+from auth_service.core.errors import RETRY_AFTER, install_error_handlers
+from auth_service.core.kv import KeyValueStore, MemoryStore, RedisStore, redis_pool
 from auth_service.core.logging import configure_logging
 from auth_service.core.metrics import Metrics
 from auth_service.core.middleware import RequestContextMiddleware
+from auth_service.core.openapi import document_common_responses
 from auth_service.core.ratelimit import RateLimiter
+from auth_service.core.shedding import LoadSheddingMiddleware
 from auth_service.identity.local import endpoints as local_identity_endpoints
 from auth_service.oauth2 import endpoints as oauth2_endpoints
 from auth_service.oauth2 import lifecycle as oauth2_lifecycle
 from auth_service.oauth2.ratelimit import LocalRateLimiter
 from auth_service.rbac import endpoints as rbac_endpoints
 from auth_service.rbac import lifecycle as rbac_lifecycle
+from auth_service.revocation import RevocationStore
 from auth_service.startup import announce
 from auth_service.users import endpoints as users_endpoints
 from auth_service.users import lifecycle as users_lifecycle
@@ -45,30 +48,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise RuntimeError(
             "AUTH_SERVICE_DATABASE_URL is not set. Use `make run` (embedded PostgreSQL) or set it."
         )
+    RETRY_AFTER["seconds"] = settings.retry_after_seconds
     engine = create_engine(
         settings.auth_service_database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        connect_timeout=settings.database_connect_timeout_seconds,
+        statement_timeout=settings.database_statement_timeout_seconds,
     )
     kv: KeyValueStore
     if settings.redis_url:
-        kv = RedisStore(
-            Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
-            settings.redis_key_prefix,
-        )
+        kv = RedisStore(Redis.from_pool(redis_pool(settings)), settings.redis_key_prefix)
     else:
         kv = MemoryStore()
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
     app.state.kv = kv
+    app.state.revocations = revocations = RevocationStore(engine, kv)
     app.state.rate_limiter = RateLimiter(
-        settings.redis_url, settings.redis_key_prefix, settings.rate_limit_enabled
+        settings.redis_url,
+        settings.redis_key_prefix,
+        settings.rate_limit_enabled,
+        pool=redis_pool(settings) if settings.redis_url else None,
     )
     app.state.default_rate_limiter = LocalRateLimiter(
         settings.rate_limit_default, settings.rate_limit_enabled
     )
     app.state.token_resolvers = []
     started = []
+    await revocations.start()
     try:
         for domain in _DOMAINS:
             await domain.startup(app)
@@ -82,6 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.unfreeze()
         for domain in reversed(started):
             await domain.shutdown(app)
+        await revocations.stop()
         await app.state.rate_limiter.close()
         await kv.close()
         await engine.dispose()
@@ -110,6 +120,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    # Inside the request context (so shed requests get an id, a log line and a metric).
+    app.add_middleware(
+        LoadSheddingMiddleware,
+        max_in_flight=settings.max_requests_in_flight,
+        root_path=settings.root_path,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
 
     # Routes are matched in order: the token endpoint is the hot path, so its router goes first.
@@ -120,4 +136,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rbac_endpoints.router)
     app.include_router(users_endpoints.router)
     app.include_router(local_identity_endpoints.router)
+    document_common_responses(app)
     return app

@@ -16,6 +16,7 @@ from auth_service.identity.local.models import (
 )
 from auth_service.oauth2.models import SigningKey
 from auth_service.rbac.models import Permission, Role, RolePermission, UserRole
+from auth_service.revocation.models import Revocation
 from auth_service.users.models import Profile
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "LocalUser",
     "Permission",
     "Profile",
+    "Revocation",
     "Role",
     "RolePermission",
     "SigningKey",

@@ -29,6 +29,9 @@ allow-listed asymmetric algorithms are accepted, and each key only with its own 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +58,8 @@ __all__ = [
 ]
 
 _ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt"})
+_MAX_CACHED = 10_000
+_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
 _ASYMMETRIC = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA"})
 
 
@@ -64,6 +69,33 @@ class InvalidToken(Exception):
 
 class InvalidDpopProof(InvalidToken):
     """The token may be fine, but the DPoP proof sent with it is not."""
+
+
+def _b64(segment: bytes) -> bytes:
+    if len(segment) % 4 == 1 or not _B64URL.fullmatch(segment):
+        raise InvalidToken("malformed token")
+    return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+
+
+def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Compact JWS: (header, claims, signing input, signature), strictly decoded."""
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise InvalidToken("malformed token") from exc
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        raise InvalidToken("malformed token")
+    try:
+        header = json.loads(_b64(parts[0]))
+        claims = json.loads(_b64(parts[1]))
+    except ValueError as exc:
+        raise InvalidToken("malformed token") from exc
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise InvalidToken("malformed token")
+    if "crit" in header:  # no extensions understood (RFC 7515 §4.1.11)
+        raise InvalidToken("unsupported critical header")
+    return header, claims, parts[0] + b"." + parts[1], _b64(parts[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +143,7 @@ class TokenVerifier:
         self.leeway = leeway_seconds
         self._http = http_client
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._verified: dict[str, tuple[VerifiedToken, float]] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
         self.dpop = DpopProofVerifier(
@@ -133,10 +166,19 @@ class TokenVerifier:
         return verified
 
     async def verify(self, token: str) -> VerifiedToken:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise InvalidToken("malformed token") from exc
+        """The token's identity if it is a live access token we accept; else `InvalidToken`.
+
+        Parsing and claim checks are done here in one pass (PyJWT's generic decoder parses the
+        header twice and checks base64 character by character, which cost more than the
+        signature); the signature is checked by PyJWT's algorithm for the key. A token seen
+        before is answered from a small cache until its `exp`; the cache is emptied whenever
+        the key set changes, so a removed key stops its tokens at the next refresh.
+        """
+        now = time.time()
+        hit = self._verified.get(token)
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        header, claims, signing_input, signature = _split(token)
         if str(header.get("typ", "")).lower() not in _ACCEPTED_TYP:
             raise InvalidToken("not an access token (typ)")
         alg = header.get("alg")
@@ -146,26 +188,45 @@ class TokenVerifier:
         if key.algorithm_name != alg:
             raise InvalidToken("algorithm does not match the key")
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                issuer=self.issuer,
-                audience=self.audience,
-                leeway=self.leeway,
-                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(str(exc)) from exc
+            valid = key.Algorithm.verify(signing_input, key.key, signature)
+        except Exception as exc:  # malformed signature bytes: the same answer as a bad one
+            raise InvalidToken("bad signature") from exc
+        if not valid:
+            raise InvalidToken("bad signature")
+        expires = self._check_claims(claims, now)
         permissions = claims.get("permissions") or []
         roles = claims.get("roles") or []
-        return VerifiedToken(
+        verified = VerifiedToken(
             subject=str(claims["sub"]),
             client_id=str(claims.get("client_id", claims["sub"])),
             roles=frozenset(str(r) for r in roles),
             permissions=frozenset(str(p) for p in permissions),
             claims=claims,
         )
+        if len(self._verified) >= _MAX_CACHED:
+            self._verified.clear()
+        self._verified[token] = (verified, expires + self.leeway)
+        return verified
+
+    def _check_claims(self, claims: dict[str, Any], now: float) -> float:
+        """RFC 7519 checks (exp, nbf, iat, iss, aud) and required claims; returns exp."""
+        for name in ("exp", "iat", "iss", "aud", "sub", "jti"):
+            if name not in claims:
+                raise InvalidToken(f"missing claim {name}")
+        exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
+        for value in (exp, iat, nbf):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidToken("exp, iat and nbf must be numbers")
+        if now >= exp + self.leeway:
+            raise InvalidToken("expired")
+        if now < nbf - self.leeway or now < iat - self.leeway:
+            raise InvalidToken("not valid yet")
+        if claims["iss"] != self.issuer:
+            raise InvalidToken("wrong issuer")
+        aud = claims["aud"]
+        if not (aud == self.audience or (isinstance(aud, list) and self.audience in aud)):
+            raise InvalidToken("wrong audience")
+        return float(exp)
 
     async def _key(self, kid: str) -> jwt.PyJWK:
         if time.monotonic() - self._fetched_at > self.cache_seconds:
@@ -196,11 +257,14 @@ class TokenVerifier:
                 if not self._keys:
                     raise InvalidToken("signing keys unavailable") from exc
                 return
-            self._keys = {
+            keys = {
                 key.key_id: key
                 for key in jwks.keys
                 if key.key_id and key.algorithm_name in self.algorithms
             }
+            if keys.keys() != self._keys.keys():
+                self._verified.clear()  # a removed key must stop its tokens now
+            self._keys = keys
             self._fetched_at = time.monotonic()
 
     def require_permissions(

@@ -89,3 +89,48 @@ async def test_verifier_rejects_wrong_issuer_audience_and_typ(
         ).decode()
         with pytest.raises(InvalidToken, match="typ"):
             await right.verify(plain + token[token.index(".") :])
+
+
+def _b64json(value: dict[str, object]) -> str:
+    return jwt.utils.base64url_encode(json.dumps(value, separators=(",", ":")).encode()).decode()
+
+
+async def test_verifier_rejects_tampered_expired_and_unsigned_tokens(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    from auth_service.oauth2.tokens import TokenCodec
+
+    client_id, secret = await create_client(app)
+    token = await client_token(client, client_id, secret)
+    calls: list[str] = []
+    async with counting_client(app, calls) as http:
+        verifier = TokenVerifier(
+            "http://testserver/.well-known/jwks.json",
+            issuer=settings.token_issuer,
+            audience=settings.default_audience,
+            http_client=http,
+        )
+        assert (await verifier.verify(token)).subject == str(client_id)  # now cached
+
+        head, body, sig = token.split(".")
+        claims = json.loads(jwt.utils.base64url_decode(body))
+        elevated = _b64json({**claims, "permissions": [*claims["permissions"], "god:mode"]})
+        for _ in range(2):  # a cached good token never vouches for a different string
+            with pytest.raises(InvalidToken, match="signature"):
+                await verifier.verify(f"{head}.{elevated}.{sig}")
+
+        unsigned = _b64json({**jwt.get_unverified_header(token), "alg": "none"})
+        with pytest.raises(InvalidToken, match="algorithm"):
+            await verifier.verify(f"{unsigned}.{body}.")
+        for garbage in ("", "a.b", "a.b.c.d", f"{head}.!!!.{sig}", f"{head}.{body}.%%"):
+            with pytest.raises(InvalidToken):
+                await verifier.verify(garbage)
+
+        expired_codec = TokenCodec(
+            app.state.oauth2.keys, issuer=settings.token_issuer, ttl_seconds=-5
+        )
+        expired, _ = expired_codec.mint(
+            client_id=str(client_id), audience=settings.default_audience, roles=(), permissions=()
+        )
+        with pytest.raises(InvalidToken, match="expired"):
+            await verifier.verify(expired)

@@ -91,7 +91,14 @@ GROUP BY c.id
 """
 _IS_ACTIVE_SQL = "SELECT is_active FROM auth_service_data.app_clients WHERE id = $1"
 # A lost or refused connection is a 503, not a 500 (the SQLAlchemy path has its own handling).
-_DATABASE_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+_DATABASE_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.QueryCanceledError,
+)
 
 
 def _credentials(row: Sequence[Any]) -> ClientCredentials:
@@ -118,12 +125,13 @@ def _credentials(row: Sequence[Any]) -> ClientCredentials:
 class ClientCredentialsReader:
     """Read-only client lookups for the OAuth endpoints, on a dedicated asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None = None) -> None:
         self.pool = pool
+        self.acquire_timeout = acquire_timeout
 
     async def credentials(self, client_id: uuid.UUID) -> ClientCredentials | None:
         try:
-            async with self.pool.acquire() as conn:
+            async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
                 row = await conn.fetchrow(_CREDENTIALS_SQL, client_id)
         except _DATABASE_DOWN as exc:
             raise ServiceUnavailable() from exc
@@ -133,7 +141,7 @@ class ClientCredentialsReader:
 
     async def is_active(self, client_id: uuid.UUID) -> bool:
         try:
-            async with self.pool.acquire() as conn:
+            async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
                 return bool(await conn.fetchval(_IS_ACTIVE_SQL, client_id))
         except _DATABASE_DOWN as exc:
             raise ServiceUnavailable() from exc
@@ -165,6 +173,12 @@ class ClientRepository:
             select(AppClient.id).where(AppClient.client_name == name)
         )
         return found
+
+    async def get_for_update(self, client_id: uuid.UUID) -> AppClient | None:
+        """The row locked until the transaction ends (`SELECT ... FOR UPDATE`), re-read fresh."""
+        return await self.session.get(
+            AppClient, client_id, with_for_update=True, populate_existing=True
+        )
 
     async def name_taken(self, name: str, *, exclude: uuid.UUID | None = None) -> bool:
         query = select(AppClient.id).where(AppClient.client_name == name)

@@ -6,10 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-ClientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Audience = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+# What the schema promises must be what we accept: no NUL (PostgreSQL cannot store it), and
+# at least one character that survives the whitespace strip (Python's and JSON Schema's
+# notions of whitespace differ, hence the explicit class).
+_VISIBLE = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
+ClientName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_VISIBLE)
+]
+Audience = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_VISIBLE)
+]
+Description = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00]*$")]
 AuthMethod = Literal[
     "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"
 ]
@@ -20,9 +29,9 @@ class ClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ClientName
-    description: str | None = Field(default=None, max_length=2000)
+    description: Description | None = None
     allowed_audiences: list[Audience] = Field(default_factory=list, max_length=50)
-    is_active: bool = True
+    is_active: StrictBool = True  # "false" or 0 is a type error, not a silent coercion
     token_endpoint_auth_method: AuthMethod = Field(
         default="client_secret_basic",
         description="The only client authentication method accepted for this client"
@@ -34,7 +43,7 @@ class ClientCreate(BaseModel):
     jwks_uri: JwksUri | None = Field(
         default=None, description="private_key_jwt: URL of the client's JWK Set (https)."
     )
-    dpop_bound_access_tokens: bool = Field(
+    dpop_bound_access_tokens: StrictBool = Field(
         default=False, description="Refuse token requests without a DPoP proof (RFC 9449)."
     )
 
@@ -46,7 +55,9 @@ class ClientKeys(BaseModel):
 
     jwks: dict[str, Any] | None = None
     jwks_uri: JwksUri | None = None
-    dpop_bound_access_tokens: bool | None = Field(default=None, description="Omitted: unchanged.")
+    dpop_bound_access_tokens: StrictBool | None = Field(
+        default=None, description="Omitted: unchanged."
+    )
 
 
 class ClientUpdate(BaseModel):
@@ -55,9 +66,9 @@ class ClientUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ClientName
-    description: str | None = Field(default=None, max_length=2000)
+    description: Description | None = None
     allowed_audiences: list[Audience] = Field(default_factory=list, max_length=50)
-    is_active: bool = True
+    is_active: StrictBool = True  # "false" or 0 is a type error, not a silent coercion
 
 
 class RoleRef(BaseModel):

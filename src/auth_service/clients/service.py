@@ -179,8 +179,14 @@ class ClientService:
     async def rotate_secret(
         self, client_id: uuid.UUID, *, secret: str | None = None
     ) -> tuple[str, datetime]:
-        """New secret now; the current one keeps working for the grace period."""
-        client = await self._client(client_id)
+        """New secret now; the current one keeps working for the grace period.
+
+        The row is locked first, so concurrent rotations serialise: each one demotes the secret
+        the previous rotation returned, and no 200 hands out a secret that was overwritten.
+        """
+        client = await self.repo.get_for_update(client_id)
+        if client is None:
+            raise ClientNotFound()
         if client.client_secret_hash is None:
             raise ClientHasNoSecret()
         plain = secret if secret is not None else generate_secret()

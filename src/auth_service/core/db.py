@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
@@ -44,14 +44,38 @@ def async_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 3.0,
+    connect_timeout: float = 3.0,
+    statement_timeout: float = 5.0,
+) -> AsyncEngine:
+    """An engine whose every wait is bounded: pool checkout, connect, and each statement.
+
+    `command_timeout` bounds the client side (a hung or paused server), `statement_timeout`
+    the server side; both surface as 503s through `core.errors.dependency_failure`.
+    """
     return create_async_engine(
         async_database_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args=connect_args(connect_timeout, statement_timeout),
     )
+
+
+def connect_args(connect_timeout: float, statement_timeout: float) -> dict[str, Any]:
+    """asyncpg connection arguments that bound connecting and every statement."""
+    return {
+        "timeout": connect_timeout,
+        "command_timeout": statement_timeout,
+        "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))},
+    }
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -3,9 +3,38 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+if TYPE_CHECKING:
+    from auth_service.config import Settings
+
+
+def redis_pool(settings: Settings, url: str | None = None) -> BlockingConnectionPool:
+    """A bounded pool: past REDIS_POOL_SIZE a request waits up to the pool timeout, then 503.
+
+    redis-py's default pool fails at once when it runs out, which under load turned healthy
+    Redis into spurious errors.
+    """
+    target = url or settings.redis_url
+    if not target:
+        raise ValueError("REDIS_URL is not set")
+    return BlockingConnectionPool.from_url(
+        target,
+        max_connections=settings.redis_pool_size,
+        timeout=settings.redis_pool_timeout_seconds,
+        socket_timeout=settings.redis_socket_timeout_seconds,
+        socket_connect_timeout=settings.redis_socket_timeout_seconds,
+        health_check_interval=30,
+        # One immediate retry covers a connection that went stale across a Redis restart;
+        # redis-py's default (three, with backoff of seconds) would hold requests far past
+        # the socket timeout while Redis is down.
+        retry=Retry(NoBackoff(), 1),
+    )
 
 
 class KeyValueStore(Protocol):
@@ -14,6 +43,7 @@ class KeyValueStore(Protocol):
     async def exists(self, key: str) -> bool: ...
     async def get(self, key: str) -> str | None: ...
     async def get_many(self, *keys: str) -> list[str | None]: ...
+    async def set_many(self, items: Sequence[tuple[str, str, int]]) -> None: ...
     async def delete(self, key: str) -> None: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
@@ -46,6 +76,13 @@ class RedisStore:
         # One round trip for several denylist entries (MGET).
         values = await self.client.mget([self.prefix + key for key in keys])
         return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+    async def set_many(self, items: Sequence[tuple[str, str, int]]) -> None:
+        """(key, value, ttl) triples in one MULTI/EXEC: all of them land, or none."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            for key, value, ttl in items:
+                pipe.set(self.prefix + key, value, ex=max(1, ttl))
+            await pipe.execute()
 
     async def delete(self, key: str) -> None:
         await self.client.delete(self.prefix + key)
@@ -91,6 +128,10 @@ class MemoryStore:
 
     async def get_many(self, *keys: str) -> list[str | None]:
         return [await self.get(key) for key in keys]
+
+    async def set_many(self, items: Sequence[tuple[str, str, int]]) -> None:
+        for key, value, ttl in items:
+            await self.set(key, value, ttl)
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)

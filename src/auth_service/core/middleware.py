@@ -11,7 +11,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth_service.core.errors import error_body
+from auth_service.core.errors import dependency_failure, error_body, unavailable_response
 from auth_service.core.logging import request_id_var
 from auth_service.core.metrics import Metrics
 
@@ -58,6 +58,18 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
+            failure = dependency_failure(exc)
+            if failure is not None:
+                # An infrastructure fault that escaped the handlers (e.g. the commit after the
+                # endpoint returned): the caller should retry, not report a bug.
+                logger.warning(
+                    "dependency unavailable",
+                    extra={"error_type": type(exc).__name__, "path": scope.get("path")},
+                )
+                if not response_started:
+                    status_code = failure.status_code
+                    await unavailable_response(failure)(scope, receive, send_wrapper)
+                return
             # Answered here rather than by Starlette's ServerErrorMiddleware, which would re-raise
             # and make the server print a traceback. The type is logged; the trace is not.
             logger.error(

@@ -29,19 +29,28 @@ def client_ip(request: Request, trust_forwarded_for: bool) -> str:
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str | None, prefix: str, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        redis_url: str | None,
+        prefix: str,
+        enabled: bool = True,
+        *,
+        pool: ConnectionPool | None = None,
+    ) -> None:
         self.enabled = enabled
         self.storage: Storage
         self._pool: ConnectionPool | None = None
         if redis_url:
             uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
             # Our own pool, so shutdown can close its connections (limits never does).
-            self._pool = ConnectionPool.from_url(redis_url.removeprefix("async+"))
+            self._pool = pool or ConnectionPool.from_url(redis_url.removeprefix("async+"))
             self.storage = RedisStorage(
                 uri,
                 implementation="redispy",
                 key_prefix=prefix + "rl",
                 connection_pool=self._pool,  # type: ignore[arg-type]  # passed to Redis()
+                # Storage faults as one type, answered 503 by core.errors.
+                wrap_exceptions=True,
             )
         else:
             self.storage = MemoryStorage()

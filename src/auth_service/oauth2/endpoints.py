@@ -100,9 +100,17 @@ async def _params(request: Request) -> dict[str, str]:
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:
-            raise invalid_request(f"Parameter {key!r} is repeated.")
+            # §3.2 forbids repeating a parameter; unrecognised ones must be ignored (§3.1),
+            # repeats included. Recognised = documented in one of our request bodies.
+            if key in _recognised_parameters():
+                raise invalid_request(f"Parameter {key!r} is repeated.")
+            continue
         params[key] = value
     return params
+
+
+def _recognised_parameters() -> frozenset[str]:
+    return frozenset(_TOKEN_BODY["properties"]) | frozenset(_TOKEN_PARAM_BODY["properties"])
 
 
 def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth | AssertionAuth:
@@ -148,6 +156,8 @@ def _rate_limit(request: Request, name: str) -> None:
 _TOKEN_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["grant_type"],
+    # Unknown parameters are ignored (RFC 6749 §3.1), but every value is a string.
+    "additionalProperties": {"type": "string"},
     "properties": {
         "grant_type": {"type": "string", "enum": list(GRANT_TYPES)},
         "scope": {"type": "string", "description": "Space-separated permission names."},
@@ -254,9 +264,16 @@ router.add_api_route(
     },
 )
 
+_OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "RFC 6749 error (`invalid_request`)"},
+    401: {"description": "`invalid_client`: client authentication failed"},
+    429: {"description": "Too many requests; `Retry-After` says when to retry."},
+}
+
 _TOKEN_PARAM_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["token"],
+    "additionalProperties": {"type": "string"},
     "properties": {
         "token": {"type": "string"},
         "token_type_hint": {"type": "string"},
@@ -268,12 +285,9 @@ _TOKEN_PARAM_BODY: dict[str, Any] = {
 }
 
 
-@router.post(
-    "/auth/token/introspect",
-    summary="Token introspection (RFC 7662); requires client authentication",
-    openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
-)
-async def introspect(request: Request, service: OAuthServiceDep) -> Response:
+async def introspect(request: Request) -> Response:
+    # Like the token endpoint: no dependency solving, cached client authentication.
+    service = _runtime(request).service
     _rate_limit(request, "introspect")
     try:
         params = await _params(request)
@@ -286,10 +300,22 @@ async def introspect(request: Request, service: OAuthServiceDep) -> Response:
     return JSONResponse(await service.introspect(token_value), headers=_NO_STORE)
 
 
+router.add_api_route(
+    "/auth/token/introspect",
+    introspect,
+    methods=["POST"],
+    route_class_override=RequestOnlyRoute,
+    summary="Token introspection (RFC 7662); requires client authentication",
+    openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
+    responses=_OAUTH_ERRORS,
+)
+
+
 @router.post(
     "/auth/token/revoke",
     summary="Token revocation (RFC 7009); a client may revoke only its own tokens",
     openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
+    responses=_OAUTH_ERRORS,
 )
 async def revoke(request: Request, service: OAuthServiceDep) -> Response:
     _rate_limit(request, "revoke")

@@ -15,13 +15,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.clients.repository import ClientCredentials
-from auth_service.core.errors import ServiceUnavailable
-from auth_service.core.kv import KeyValueStore
 from auth_service.core.security import Identity, TokenResolver
 from auth_service.oauth2.errors import OAuthError, invalid_request
-from auth_service.oauth2.service import revoked_key
 from auth_service.oauth2.tokens import TokenCodec
 from auth_service.rbac.repository import AuthorizationRepository
+from auth_service.revocation import RevocationStore
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
 EXCHANGE_PERMISSION = "tokens:exchange"
@@ -37,13 +35,13 @@ class TokenExchange:
         resolvers: Sequence[TokenResolver],
         session_factory: async_sessionmaker[AsyncSession],
         codec: TokenCodec,
-        kv: KeyValueStore,
+        revocations: RevocationStore,
     ) -> None:
         # The app's live list: identity providers register their resolvers after we start.
         self.resolvers = resolvers
         self.session_factory = session_factory
         self.codec = codec
-        self.kv = kv
+        self.revocations = revocations
 
     async def exchange(
         self,
@@ -124,10 +122,7 @@ class TokenExchange:
             raise _invalid_grant("The actor token is not a valid token of this client.")
 
     async def _revoked(self, jti: str) -> bool:
-        try:
-            return await self.kv.exists(revoked_key(jti))
-        except Exception as exc:  # fail closed
-            raise ServiceUnavailable() from exc
+        return await self.revocations.token_revoked(jti)  # fails closed (503)
 
 
 def _narrow(held: frozenset[str], scope: str | None) -> list[str]:

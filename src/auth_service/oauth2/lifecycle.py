@@ -15,7 +15,7 @@ from auth_service.clients.keys import client_secret_encryptor
 from auth_service.clients.repository import ClientCredentialsReader
 from auth_service.clients.secrets import SecretHasher
 from auth_service.config import Settings
-from auth_service.core.db import async_database_url
+from auth_service.core.db import async_database_url, connect_args
 from auth_service.oauth2.assertions import ClientAssertionVerifier, ClientKeySets, ReplayCache
 from auth_service.oauth2.client_cache import ChangeListener, ClientCache, install_write_hooks
 from auth_service.oauth2.dpop import DpopNonces, DpopProofVerifier
@@ -67,12 +67,21 @@ async def startup(app: FastAPI) -> None:
         raise RuntimeError("AUTH_SERVICE_DATABASE_URL is not set")
     dsn = asyncpg_dsn(settings.auth_service_database_url)
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=settings.database_pool_size, reset=_no_reset
+        dsn,
+        min_size=1,
+        max_size=settings.database_pool_size,
+        reset=_no_reset,
+        **connect_args(
+            settings.database_connect_timeout_seconds,
+            settings.database_statement_timeout_seconds,
+        ),
     )
-    reader = ClientCredentialsReader(pool)
+    reader = ClientCredentialsReader(pool, acquire_timeout=settings.database_pool_timeout_seconds)
     install_write_hooks()
     cache = ClientCache(reader, settings.client_cache_ttl_seconds)
-    listener = ChangeListener(lambda: asyncpg.connect(dsn), cache)
+    listener = ChangeListener(
+        lambda: asyncpg.connect(dsn, timeout=settings.database_connect_timeout_seconds), cache
+    )
     await listener.start()
     hasher = SecretHasher(settings.client_secret_pepper.get_secret_value())
     issuer = settings.issuer.rstrip("/")
@@ -117,21 +126,21 @@ async def startup(app: FastAPI) -> None:
         cache,
         hasher=hasher,
         codec=codec,
-        kv=app.state.kv,
+        revocations=app.state.revocations,
         default_audience=settings.default_audience,
         assertions=assertions,
         dpop=dpop,
         token_url=token_url,
     )
     exchange = TokenExchange(
-        app.state.token_resolvers, app.state.session_factory, codec, app.state.kv
+        app.state.token_resolvers, app.state.session_factory, codec, app.state.revocations
     )
     limiter = LocalRateLimiter(settings.rate_limit_token, settings.rate_limit_enabled)
     app.state.oauth2 = OAuth2Runtime(
         keys, codec, hasher, pool, service, limiter, listener, exchange, jwks_http
     )
     app.state.token_resolvers.append(
-        M2MTokenResolver(codec, app.state.kv, settings.default_audience)
+        M2MTokenResolver(codec, app.state.revocations, settings.default_audience)
     )
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from auth_service.core.errors import ServiceUnavailable
-from auth_service.core.kv import KeyValueStore
 from auth_service.core.security import Identity
-from auth_service.oauth2.service import revoked_key
 from auth_service.oauth2.tokens import TokenCodec
+from auth_service.revocation.service import RevocationStore
 
 logger = logging.getLogger("auth_service.oauth2.resolver")
 
@@ -21,9 +19,9 @@ class M2MTokenResolver:
     for another resource server must not open the admin API.
     """
 
-    def __init__(self, codec: TokenCodec, kv: KeyValueStore, audience: str) -> None:
+    def __init__(self, codec: TokenCodec, revocations: RevocationStore, audience: str) -> None:
         self.codec = codec
-        self.kv = kv
+        self.revocations = revocations
         self.audience = audience
 
     async def resolve(self, token: str) -> Identity | None:
@@ -36,12 +34,7 @@ class M2MTokenResolver:
             subject = uuid.UUID(str(claims["sub"]))
         except ValueError:
             return None
-        try:
-            revoked = await self.kv.exists(revoked_key(str(claims["jti"])))
-        except Exception as exc:
-            # Fail closed: without the denylist we cannot tell a revoked token from a good one.
-            logger.warning("revocation denylist unavailable", extra={"error": type(exc).__name__})
-            raise ServiceUnavailable() from exc
-        if revoked:
+        # Fails closed (503): without the denylist a revoked token cannot be told from a good one.
+        if await self.revocations.token_revoked(str(claims["jti"])):
             return None
         return Identity(kind="client", subject=subject, claims=claims)

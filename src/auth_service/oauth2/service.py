@@ -14,13 +14,12 @@ from typing import Any
 from auth_service.clients.keys import SECRET_METHODS
 from auth_service.clients.repository import ClientCredentials, ClientCredentialsReader
 from auth_service.clients.secrets import DUMMY_DIGEST, SecretHasher
-from auth_service.core.errors import ServiceUnavailable
-from auth_service.core.kv import KeyValueStore
 from auth_service.oauth2.assertions import AssertionAuth, ClientAssertionVerifier
 from auth_service.oauth2.client_cache import ClientCache
 from auth_service.oauth2.dpop import DpopError, DpopNonces, DpopProofVerifier
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
 from auth_service.oauth2.tokens import TokenCodec
+from auth_service.revocation.service import RevocationStore, token_key
 
 logger = logging.getLogger("auth_service.oauth2.service")
 
@@ -31,8 +30,7 @@ GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa
 GRANT_TYPES: tuple[str, ...] = (GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE)
 
 
-def revoked_key(jti: str) -> str:
-    return f"revoked:jti:{jti}"
+revoked_key = token_key  # the cache key of a revoked jti (kept for existing callers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +51,7 @@ class OAuthService:
         *,
         hasher: SecretHasher,
         codec: TokenCodec,
-        kv: KeyValueStore,
+        revocations: RevocationStore,
         default_audience: str,
         assertions: ClientAssertionVerifier | None = None,
         dpop: DpopProofVerifier | None = None,
@@ -63,7 +61,7 @@ class OAuthService:
         self.cache = cache
         self.hasher = hasher
         self.codec = codec
-        self.kv = kv
+        self.revocations = revocations
         self.default_audience = default_audience
         self.assertions = assertions
         self.dpop = dpop
@@ -194,8 +192,11 @@ class OAuthService:
             client_uuid = uuid.UUID(str(claims["client_id"]))
         except ValueError:
             return {"active": False}
-        # Straight from the database, never the cache: deactivation must show here at once.
-        if not await self.clients.is_active(client_uuid):
+        # The client cache is cleared on every change to clients, here by the commit hook and
+        # on other replicas by NOTIFY (and bypassed while that channel is down), so a
+        # deactivation shows here as soon as it is committed, without a query per call.
+        client = await self.cache.credentials(client_uuid)
+        if client is None or not client.is_active:
             return {"active": False}
         token_type = "DPoP" if "cnf" in claims else "Bearer"
         return {"active": True, "token_type": token_type, **claims}
@@ -207,16 +208,12 @@ class OAuthService:
             return
         remaining = int(claims["exp"]) - int(time.time())
         if remaining > 0:
-            try:
-                await self.kv.set(revoked_key(str(claims["jti"])), "1", remaining)
-            except Exception as exc:  # the caller must know the revocation did not happen
-                raise ServiceUnavailable() from exc
+            # Durable (PostgreSQL) before it returns; a failure is a 503, never a silent no-op.
+            await self.revocations.revoke_token(str(claims["jti"]), ttl=remaining)
 
     async def _revoked(self, jti: str) -> bool:
-        try:
-            return await self.kv.exists(revoked_key(jti))
-        except Exception as exc:  # fail closed: never call a token active unchecked
-            raise ServiceUnavailable() from exc
+        # Fails closed (503) when the store cannot answer: never call a token active unchecked.
+        return await self.revocations.token_revoked(jti)
 
 
 def _target(params: Mapping[str, str]) -> str | None:

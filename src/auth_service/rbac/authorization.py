@@ -65,12 +65,30 @@ async def get_principal(
     identity = await resolve_identity(request, credentials.credentials)
     if identity is None:
         raise Unauthorized("The token is invalid, expired or revoked.", code="invalid_token")
-    grants = await AuthorizationRepository(session).grants_for(identity)
+    grants = await _client_grants(request, identity)
+    if grants is None:
+        grants = await AuthorizationRepository(session).grants_for(identity)
     if grants is None:
         # The client was deactivated or deleted, or the user's profile is disabled.
         raise Unauthorized("The token's subject is no longer active.", code="invalid_token")
     roles, permissions = grants
     return Principal(identity=identity, roles=roles, permissions=permissions)
+
+
+async def _client_grants(
+    request: Request, identity: Identity
+) -> tuple[frozenset[str], frozenset[str]] | None:
+    """A client's roles and permissions from the token endpoint's client cache (no query when
+    warm). The cache is cleared on every change to clients, roles and permissions (commit hook
+    here, NOTIFY from other replicas, bypassed while that channel is down), so a removed role
+    or a deactivation still takes effect on the next call. None: not a client, or no cache."""
+    runtime = getattr(request.app.state, "oauth2", None)
+    if identity.kind != "client" or runtime is None:
+        return None
+    client = await runtime.service.cache.credentials(identity.subject)
+    if client is None or not client.is_active:
+        raise Unauthorized("The token's subject is no longer active.", code="invalid_token")
+    return frozenset(client.roles), frozenset(client.permissions)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -103,7 +103,9 @@ def get_user_service(
     provider: Annotated[IdentityProvider, Depends(get_provider)],
     ctx: Annotated[CallerContext, Depends(caller_context)],
 ) -> UserService:
-    return UserService(provider, ProfileRepository(session), request.app.state.kv, ctx, session)
+    return UserService(
+        provider, ProfileRepository(session), request.app.state.revocations, ctx, session
+    )
 
 
 async def current_caller(

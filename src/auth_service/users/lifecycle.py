@@ -53,7 +53,10 @@ async def _start_local(app: FastAPI, settings: Settings) -> None:
         upstreams=upstreams,
     )
     verifier = SupabaseTokenVerifier(
-        issuer=provider.issuer, jwks=RingKeySource(keys), hs256_secret=None, kv=app.state.kv
+        issuer=provider.issuer,
+        jwks=RingKeySource(keys),
+        hs256_secret=None,
+        revocations=app.state.revocations,
     )
     app.state.identity_provider = provider
     app.state.user_token_verifier = verifier
@@ -85,7 +88,7 @@ def _start_supabase(app: FastAPI, settings: Settings) -> None:
         issuer=provider.auth_url,
         jwks=jwks,
         hs256_secret=secret.get_secret_value() if secret else None,
-        kv=app.state.kv,
+        revocations=app.state.revocations,
     )
     app.state.identity_provider = provider
     app.state.user_token_verifier = verifier

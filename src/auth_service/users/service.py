@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from auth_service.core.db import UnitOfWork
 from auth_service.core.errors import AppError, Conflict, NotFound, ServiceUnavailable
-from auth_service.core.kv import KeyValueStore
 from auth_service.identity import errors as identity_errors
 from auth_service.identity.port import (
     CallerContext,
@@ -33,9 +32,9 @@ from auth_service.identity.port import (
     ResendType,
     TotpEnrollment,
 )
+from auth_service.revocation.service import RevocationStore
 from auth_service.users.models import Profile
 from auth_service.users.repository import ProfileRepository
-from auth_service.users.tokens import kept_session_key, revoked_session_key, revoked_user_key
 
 logger = logging.getLogger("auth_service.users")
 
@@ -110,13 +109,13 @@ class UserService:
         self,
         provider: IdentityProvider,
         profiles: ProfileRepository,
-        kv: KeyValueStore,
+        revocations: RevocationStore,
         ctx: CallerContext,
         uow: UnitOfWork,
     ) -> None:
         self.provider = provider
         self.profiles = profiles
-        self.kv = kv
+        self.revocations = revocations
         self.ctx = ctx
         self.uow = uow
 
@@ -204,7 +203,7 @@ class UserService:
         if scope == "others":
             await self._cut_off(caller, now, keep_current=True)
         elif session_id:
-            await self.kv.set(revoked_session_key(str(session_id)), "1", ttl)
+            await self.revocations.revoke_session(str(session_id), ttl=ttl)
         if scope == "global":
             await self._cut_off(caller, now)
         with contextlib.suppress(identity_errors.SessionNotFound):  # already gone upstream
@@ -218,11 +217,13 @@ class UserService:
         exp = int(caller.claims.get("exp", now))
         # Keep the mark as long as any token issued before now can live.
         lifetime = max(1, exp - int(now), exp - int(caller.claims.get("iat", now)))
-        cutoff = str(int(now))
         session_id = caller.claims.get("session_id")
-        if keep_current and session_id:
-            await self.kv.set(kept_session_key(str(session_id)), cutoff, lifetime)
-        await self.kv.set(revoked_user_key(caller.user_id), cutoff, lifetime)
+        await self.revocations.revoke_user(
+            caller.user_id,
+            cutoff=now,
+            ttl=lifetime,
+            keep_session=str(session_id) if keep_current and session_id else None,
+        )
 
     async def update_password(self, caller: Caller, password: str) -> None:
         await self.provider.update_password(caller.access_token, password, ctx=self.ctx)

@@ -19,11 +19,13 @@ from typing import Any, Protocol
 
 import httpx
 import jwt
-from redis.exceptions import RedisError
 
-from auth_service.core.errors import ServiceUnavailable
-from auth_service.core.kv import KeyValueStore
 from auth_service.core.security import Identity
+from auth_service.revocation.service import (
+    RevocationStore,
+    session_key,
+    user_key,
+)
 
 logger = logging.getLogger("auth_service.users.tokens")
 
@@ -31,18 +33,9 @@ ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})
 AUDIENCE = "authenticated"
 
 
-def revoked_session_key(session_id: str) -> str:
-    return f"revoked:session:{session_id}"
-
-
-def revoked_user_key(user_id: uuid.UUID | str) -> str:
-    return f"revoked:user:{user_id}"
-
-
-def kept_session_key(session_id: str) -> str:
-    """A session spared by the user's cutoff (value: that cutoff), e.g. the one that changed
-    the password while every other session was signed out."""
-    return f"revoked:kept:{session_id}"
+# The denylist keys live with the revocation store; these names stay for existing callers.
+revoked_session_key = session_key
+revoked_user_key = user_key
 
 
 def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -137,12 +130,12 @@ class SupabaseTokenVerifier:
         issuer: str,
         jwks: KeySource | None,
         hs256_secret: str | None,
-        kv: KeyValueStore,
+        revocations: RevocationStore,
     ) -> None:
         self.issuer = issuer
         self.jwks = jwks
         self.hs256_secret = hs256_secret
-        self.kv = kv
+        self.revocations = revocations
 
     async def verify(self, token: str) -> dict[str, Any] | None:
         peeked = _peek(token)
@@ -183,23 +176,8 @@ class SupabaseTokenVerifier:
         return claims
 
     async def _revoked(self, claims: Mapping[str, Any]) -> bool:
-        session_id = claims.get("session_id")
-        keys = [revoked_user_key(str(claims["sub"]))]
-        if session_id:
-            keys += [revoked_session_key(str(session_id)), kept_session_key(str(session_id))]
-        try:
-            # One round trip on the hot path, whatever applies.
-            cutoff, *session_entries = await self.kv.get_many(*keys)
-        except (RedisError, OSError) as exc:
-            # Fail closed: without the denylist a logged-out token could pass.
-            logger.warning("denylist unavailable", extra={"error_type": type(exc).__name__})
-            raise ServiceUnavailable("The session store is unavailable. Try again later.") from None
-        session_revoked, kept = session_entries if session_entries else (None, None)
-        if session_revoked is not None:
-            return True
-        if cutoff is None or int(claims["iat"]) > int(float(cutoff)):
-            return False
-        return kept != cutoff
+        # One round trip on the hot path, whatever applies; fails closed (503).
+        return await self.revocations.user_token_revoked(claims)
 
     async def resolve(self, token: str) -> Identity | None:
         claims = await self.verify(token)
