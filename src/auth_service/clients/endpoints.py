@@ -24,13 +24,20 @@ from auth_service.clients.schemas import (
 from auth_service.clients.service import ClientService, ClientView
 from auth_service.core.db import DbSession
 from auth_service.core.pagination import Limit, Offset
-from auth_service.rbac.authorization import Principal, permission_doc, require_permission
+from auth_service.rbac.authorization import (
+    CurrentPrincipal,
+    Principal,
+    permission_doc,
+    require_permission,
+)
 
 router = APIRouter(prefix="/auth/admin/clients", tags=["clients"])
 
 
-def get_client_service(request: Request, session: DbSession) -> ClientService:
-    return ClientService(session, request.app.state.settings)
+def get_client_service(
+    request: Request, session: DbSession, principal: CurrentPrincipal
+) -> ClientService:
+    return ClientService(session, request.app.state.settings, actor=principal.actor)
 
 
 Clients = Annotated[ClientService, Depends(get_client_service)]

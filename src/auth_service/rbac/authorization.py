@@ -14,9 +14,11 @@ from typing import Annotated, Any, TypedDict
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from auth_service.core.actor import Actor, ActorKind
 from auth_service.core.db import DbSession
 from auth_service.core.errors import Forbidden, Unauthorized
 from auth_service.core.security import Identity, resolve_identity
+from auth_service.rbac.constants import ADMIN_ROLE
 from auth_service.rbac.repository import AuthorizationRepository
 
 # auto_error=False: a missing token is our 401 body, not FastAPI's 403.
@@ -39,6 +41,15 @@ class Principal:
 
     def has(self, permission: str) -> bool:
         return permission in self.permissions
+
+    @property
+    def actor(self) -> Actor:
+        """This principal as the privilege ceiling and the audit log see it."""
+        kind = ActorKind.CLIENT if self.identity.kind == "client" else ActorKind.USER
+        # `admin` is the top of the hierarchy: it may grant any permission, custom ones too
+        # (which no role holds until granted), so its ceiling is unbounded.
+        ceiling = None if ADMIN_ROLE in self.roles else self.permissions
+        return Actor(kind, self.subject, self.roles, ceiling)
 
 
 async def get_principal(

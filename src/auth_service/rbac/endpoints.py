@@ -14,7 +14,12 @@ from fastapi import APIRouter, Depends, Query, Request, status
 
 from auth_service.core.db import DbSession
 from auth_service.core.pagination import Limit, Offset
-from auth_service.rbac.authorization import Principal, permission_doc, require_permission
+from auth_service.rbac.authorization import (
+    CurrentPrincipal,
+    Principal,
+    permission_doc,
+    require_permission,
+)
 from auth_service.rbac.schemas import (
     ErrorBody,
     Page,
@@ -32,9 +37,12 @@ from auth_service.rbac.service import RbacService
 router = APIRouter(prefix="/auth/admin")
 
 
-def get_rbac_service(request: Request, session: DbSession) -> RbacService:
+def get_rbac_service(
+    request: Request, session: DbSession, principal: CurrentPrincipal
+) -> RbacService:
     # None when Supabase isn't configured: then only existing profiles count as users.
-    return RbacService(session, getattr(request.app.state, "identity_provider", None))
+    provider = getattr(request.app.state, "identity_provider", None)
+    return RbacService(session, provider, actor=principal.actor)
 
 
 Rbac = Annotated[RbacService, Depends(get_rbac_service)]

@@ -19,6 +19,7 @@ from auth_service.core.ratelimit import RateLimiter, client_ip, hashed, rate_lim
 from auth_service.identity.errors import IdentityProviderNotConfigured
 from auth_service.identity.port import CallerContext, IdentityProvider, IdentitySession
 from auth_service.rbac.authorization import (
+    CurrentPrincipal,
     Principal,
     bearer_scheme,
     permission_doc,
@@ -495,9 +496,13 @@ async def mfa_unenroll(
 
 
 # --- admin --------------------------------------------------------------------------------------
-def get_admin_service(request: Request, session: DbSession) -> AdminUserService:
+def get_admin_service(
+    request: Request, session: DbSession, principal: CurrentPrincipal
+) -> AdminUserService:
     provider: IdentityProvider | None = getattr(request.app.state, "identity_provider", None)
-    return AdminUserService(provider, ProfileRepository(session))
+    return AdminUserService(
+        provider, ProfileRepository(session), request.app.state.kv, actor=principal.actor
+    )
 
 
 AdminUsers = Annotated[AdminUserService, Depends(get_admin_service)]

@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from auth_service import audit
+from auth_service.audit import AuditAction, AuditEvent, Target
+from auth_service.core.actor import OPERATOR, Actor
 from auth_service.core.db import UnitOfWork
 from auth_service.core.errors import AppError, Conflict, NotFound, ServiceUnavailable
 from auth_service.core.kv import KeyValueStore
@@ -33,6 +36,8 @@ from auth_service.identity.port import (
     ResendType,
     TotpEnrollment,
 )
+from auth_service.rbac.ceiling import PrivilegeCeilingGuard
+from auth_service.users.cutoffs import cut_off_user
 from auth_service.users.models import Profile
 from auth_service.users.repository import ProfileRepository
 from auth_service.users.tokens import kept_session_key, revoked_session_key, revoked_user_key
@@ -276,9 +281,19 @@ class UserService:
 
 
 class AdminUserService:
-    def __init__(self, provider: IdentityProvider | None, profiles: ProfileRepository) -> None:
+    def __init__(
+        self,
+        provider: IdentityProvider | None,
+        profiles: ProfileRepository,
+        kv: KeyValueStore | None = None,
+        *,
+        actor: Actor = OPERATOR,
+    ) -> None:
         self.provider = provider
         self.profiles = profiles
+        self.kv = kv
+        self.actor = actor
+        self.ceiling = PrivilegeCeilingGuard(profiles.session, actor)
 
     async def get(self, user_id: uuid.UUID) -> AdminUserView:
         identity = await self.provider.admin_get_user(user_id) if self.provider else None
@@ -293,13 +308,27 @@ class AdminUserService:
         )
 
     async def delete(self, user_id: uuid.UUID) -> None:
-        """Our rows first (rolled back if the upstream delete fails), then the Supabase user."""
+        """Our rows first (rolled back if the upstream delete fails), then the Supabase user.
+
+        The user's outstanding access tokens are cut off at once."""
+        await self.ceiling.check_user(user_id, AuditAction.USER_DELETE)
+        await self.ceiling.keep_an_admin_without(await self.ceiling.holder_roles_of_user(user_id))
         had_profile = await self.profiles.delete(user_id)
         await self.profiles.delete_role_assignments(user_id)
         if self.provider is None:
             if not had_profile:
                 raise UserNotFound()
+            await self._deleted(user_id)
             return
         if not had_profile and await self.provider.admin_get_user(user_id) is None:
             raise UserNotFound()
+        await self._deleted(user_id)
         await self.provider.admin_delete_user(user_id)
+
+    async def _deleted(self, user_id: uuid.UUID) -> None:
+        target = Target("user", str(user_id))
+        await audit.record(
+            self.profiles.session, AuditEvent(AuditAction.USER_DELETE, self.actor, target)
+        )
+        if self.kv is not None:
+            await cut_off_user(self.kv, user_id)
