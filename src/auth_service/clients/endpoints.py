@@ -46,10 +46,20 @@ ClientsWriter = Annotated[Principal, Depends(require_permission("clients:write")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, invalid, expired or revoked bearer token."},
-    403: {"description": "The caller lacks the required permission."},
+    403: {
+        "description": "`insufficient_permissions`: the caller lacks the required permission."
+        " `privilege_ceiling`: the client (or role) holds permissions or roles the caller does"
+        " not; `details` names them (see docs/rbac.md). `mfa_required`: a human admin must"
+        " step up to aal2 first."
+    },
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown client or role."}}
-_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The name is taken."}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "`client_name_taken`: the name is taken. `last_admin`: the client is"
+        " the last active holder of the admin role."
+    }
+}
 
 
 def _read(view: ClientView) -> ClientRead:

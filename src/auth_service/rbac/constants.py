@@ -11,6 +11,7 @@ CORE_PERMISSIONS: dict[str, str] = {
     "permissions:write": "Create, update and delete permissions.",
     "users:read": "Read users' profiles and roles.",
     "users:write": "Assign roles to users and delete users.",
+    "audit:read": "Read the audit log.",
 }
 
 ADMIN_ROLE = "admin"

@@ -160,9 +160,11 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Rejected request (e.g. `redirect_not_allowed`, `invalid_oauth_state`).",
         401: "`invalid_credentials`, `invalid_token`, `otp_expired`, `invalid_refresh_token`, "
         "`mfa_verification_failed`.",
-        403: "`email_not_confirmed`, `insufficient_aal`, `insufficient_permissions`.",
+        403: "`email_not_confirmed`, `insufficient_aal`, `insufficient_permissions`,"
+        " `privilege_ceiling` (the user holds permissions or roles the caller does not),"
+        " `mfa_required` (a human admin must step up to aal2).",
         404: "`user_not_found`, `mfa_factor_not_found`.",
-        409: "`user_already_exists`, `username_taken`.",
+        409: "`user_already_exists`, `username_taken`, `last_admin`.",
         422: "`validation_error` or `weak_password` (details.reasons).",
         429: "`rate_limited`, with Retry-After.",
         503: "`identity_provider_unavailable`.",
