@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import SQLAlchemyError
 
+from auth_service.audit import cli as audit_cli
 from auth_service.clients import cli as clients_cli
 from auth_service.config import Settings
 from auth_service.oauth2 import cli as oauth2_cli
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("revision", nargs="?", default="head")
     mig.set_defaults(func=_cmd_migrate)
 
-    for module in (clients_cli, oauth2_cli, rbac_cli):
+    for module in (clients_cli, oauth2_cli, rbac_cli, audit_cli):
         module.register(sub)
     return parser
 

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from auth_service import __version__
+from auth_service.audit import endpoints as audit_endpoints
 from auth_service.clients import endpoints as clients_endpoints
 from auth_service.clients import lifecycle as clients_lifecycle
 from auth_service.config import Settings, get_settings
@@ -112,4 +113,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clients_endpoints.router)
     app.include_router(rbac_endpoints.router)
     app.include_router(users_endpoints.router)
+    app.include_router(audit_endpoints.router)
     return app
