@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -147,3 +148,36 @@ async def record_detached(
             await AuditRepository(session).add(values)
     except (SQLAlchemyError, OSError) as exc:
         logger.error("audit event not stored", extra={"error_type": type(exc).__name__})
+
+
+class TripThrottle:
+    """Rate-limit trips are audited once per key per minute, per process: a flood of refused
+    requests must not become a flood of audit rows (they are counted in metrics instead)."""
+
+    def __init__(self, interval: float = 60.0, max_keys: int = 10_000) -> None:
+        self.interval = interval
+        self.max_keys = max_keys
+        self._last: dict[str, float] = {}
+
+    def first(self, key: str) -> bool:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            return False
+        if len(self._last) >= self.max_keys:
+            self._last = {k: v for k, v in self._last.items() if now - v < self.interval}
+        self._last[key] = now
+        return True
+
+
+trip_throttle = TripThrottle()
+
+
+def rate_limit_event(actor: Actor, limit_name: str) -> AuditEvent:
+    return AuditEvent(
+        AuditAction.RATE_LIMITED,
+        actor,
+        Target("endpoint", limit_name),
+        Outcome.DENIED,
+        {"limit": limit_name},
+    )

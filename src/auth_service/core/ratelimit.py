@@ -17,6 +17,8 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import ConnectionPool
 
+from auth_service.audit.service import rate_limit_event, trip_throttle
+from auth_service.core.actor import Actor, ActorKind
 from auth_service.core.errors import RateLimited
 
 
@@ -55,14 +57,21 @@ class RateLimiter:
         return item
 
     async def hit(self, limit: str, *identifiers: str) -> None:
-        """Count one attempt; raise `RateLimited` with Retry-After once the window is full."""
+        """Count one attempt; raise `RateLimited` with Retry-After once the window is full.
+
+        `identifiers[0]` names the limit (e.g. "login"); the rest are keys (IP, hashed email).
+        """
         if not self.enabled:
             return
         item = self._item(limit)
         if not await self.strategy.hit(item, *identifiers):
             stats = await self.strategy.get_window_stats(item, *identifiers)
             retry_after = max(1, int(stats.reset_time - time.time()) + 1)
-            raise RateLimited(headers={"Retry-After": str(retry_after)})
+            error = RateLimited(headers={"Retry-After": str(retry_after)})
+            if trip_throttle.first("/".join(identifiers)):
+                name = identifiers[0] if identifiers else "default"
+                error.audit_event = rate_limit_event(Actor(ActorKind.USER), name)
+            raise error
 
     async def reset(self) -> None:
         await self.storage.reset()

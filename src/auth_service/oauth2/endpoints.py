@@ -18,7 +18,11 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
+from auth_service.audit import AuditAction, AuditEvent, Outcome, Target, record_detached
+from auth_service.audit.service import rate_limit_event, trip_throttle
 from auth_service.config import Settings
+from auth_service.core.actor import Actor, ActorKind
+from auth_service.core.errors import RateLimited
 from auth_service.core.ratelimit import client_ip
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
 from auth_service.oauth2.lifecycle import OAuth2Runtime
@@ -125,9 +129,60 @@ def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth:
     raise invalid_client()
 
 
-def _rate_limit(request: Request, name: str) -> None:
+def _rate_limit(request: Request, name: str, client_id: str | None = None) -> None:
+    """Per IP, and per client id when given; past the limit an RFC 6749-shaped 429."""
     settings: Settings = request.app.state.settings
-    _runtime(request).limiter.hit(f"{name}:{client_ip(request, settings.trust_forwarded_for)}")
+    key = f"{name}:{client_ip(request, settings.trust_forwarded_for)}"
+    if client_id is not None:
+        # Bounded: the id is caller-supplied and may be anything up to the body limit.
+        key = f"{name}:client:{client_id[:64]}"
+    try:
+        _runtime(request).limiter.hit(key)
+    except RateLimited as exc:
+        error = OAuthError(
+            "rate_limited",
+            "Too many requests. Retry after the number of seconds in Retry-After.",
+            status_code=429,
+            headers=exc.headers,
+        )
+        if trip_throttle.first(key):
+            actor = Actor(ActorKind.CLIENT, client_id[:64] if client_id else None)
+            error.audit_event = rate_limit_event(actor, name)
+        raise error from None
+
+
+async def _failed(request: Request, exc: OAuthError, client_id: str | None) -> JSONResponse:
+    """The RFC 6749 answer; failed client authentication and limit trips are audited."""
+    event = getattr(exc, "audit_event", None)
+    if event is None and exc.error == "invalid_client":
+        cid = client_id[:64] if client_id else None
+        settings: Settings = request.app.state.settings
+        if trip_throttle.first(f"auth:{client_ip(request, settings.trust_forwarded_for)}:{cid}"):
+            event = AuditEvent(
+                AuditAction.CLIENT_AUTH_FAILED,
+                Actor(ActorKind.CLIENT, cid),
+                Target("client", cid),
+                Outcome.FAILED,
+                {"endpoint": request.url.path},
+            )
+    if event is not None:
+        await record_detached(request.app.state.session_factory, event)
+    return _error(exc)
+
+
+def _claimed_client_id(request: Request, params: dict[str, str] | None) -> str | None:
+    """The client id a request claims (form or Basic), for limits and the audit log only."""
+    if params and params.get("client_id"):
+        return params["client_id"]
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return unquote_plus(decoded.partition(":")[0]) or None
+    return None
 
 
 _TOKEN_BODY: dict[str, Any] = {
@@ -156,14 +211,18 @@ def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
 async def token(request: Request) -> Response:
     # No dependencies on the hot path: FastAPI's dependency solving costs more than the HMAC.
     service = _runtime(request).service
-    _rate_limit(request, "token")
+    params: dict[str, str] | None = None
     try:
+        _rate_limit(request, "token")
         params = await _params(request)
+        claimed = _claimed_client_id(request, params)
+        if claimed is not None:
+            _rate_limit(request, "token", claimed)
         auth = _client_auth(request, params)
         client = await service.authenticate(auth)
         body = service.issue(client, params)
     except OAuthError as exc:
-        return _error(exc)
+        return await _failed(request, exc, _claimed_client_id(request, params))
     return JSONResponse(body, headers=_NO_STORE)
 
 
@@ -174,7 +233,14 @@ router.add_api_route(
     route_class_override=RequestOnlyRoute,
     summary="OAuth2 token endpoint (client credentials)",
     openapi_extra=_body_doc(_TOKEN_BODY),
-    responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
+    responses={
+        400: {"description": "RFC 6749 error"},
+        401: {"description": "invalid_client"},
+        429: {
+            "description": "RFC 6749 body with `error: rate_limited`, `Retry-After` and"
+            " `Cache-Control: no-store`; limited per IP and per client id."
+        },
+    },
 )
 
 _TOKEN_PARAM_BODY: dict[str, Any] = {
@@ -195,15 +261,16 @@ _TOKEN_PARAM_BODY: dict[str, Any] = {
     openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
 )
 async def introspect(request: Request, service: OAuthServiceDep) -> Response:
-    _rate_limit(request, "introspect")
+    params: dict[str, str] | None = None
     try:
+        _rate_limit(request, "introspect")
         params = await _params(request)
         await service.authenticate(_client_auth(request, params))
         token_value = params.get("token")
         if not token_value:
             raise invalid_request("Missing token.")
     except OAuthError as exc:
-        return _error(exc)
+        return await _failed(request, exc, _claimed_client_id(request, params))
     return JSONResponse(await service.introspect(token_value), headers=_NO_STORE)
 
 
@@ -213,16 +280,23 @@ async def introspect(request: Request, service: OAuthServiceDep) -> Response:
     openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
 )
 async def revoke(request: Request, service: OAuthServiceDep) -> Response:
-    _rate_limit(request, "revoke")
+    params: dict[str, str] | None = None
     try:
+        _rate_limit(request, "revoke")
         params = await _params(request)
         client = await service.authenticate(_client_auth(request, params))
         token_value = params.get("token")
         if not token_value:
             raise invalid_request("Missing token.")
     except OAuthError as exc:
-        return _error(exc)
-    await service.revoke(client, token_value)
+        return await _failed(request, exc, _claimed_client_id(request, params))
+    jti = await service.revoke(client, token_value)
+    if jti is not None:
+        # No request transaction on the OAuth endpoints: the event is its own.
+        event = AuditEvent(
+            AuditAction.TOKEN_REVOKE, Actor(ActorKind.CLIENT, str(client.id)), Target("token", jti)
+        )
+        await record_detached(request.app.state.session_factory, event)
     return Response(status_code=200, headers=_NO_STORE)
 
 

@@ -136,17 +136,20 @@ class OAuthService:
             return {"active": False}
         return {"active": True, "token_type": "Bearer", **claims}
 
-    async def revoke(self, client: ClientCredentials, token: str) -> None:
-        """RFC 7009. A client may revoke only its own tokens; anything else is a silent no-op."""
+    async def revoke(self, client: ClientCredentials, token: str) -> str | None:
+        """RFC 7009. A client may revoke only its own tokens; anything else is a silent no-op.
+
+        The revoked token's `jti`, or None when nothing was revoked."""
         claims = self.codec.verify(token, audience=None)
         if claims is None or claims.get("client_id") != str(client.id):
-            return
+            return None
         remaining = int(claims["exp"]) - int(time.time())
         if remaining > 0:
             try:
                 await self.kv.set(revoked_key(str(claims["jti"])), "1", remaining)
             except Exception as exc:  # the caller must know the revocation did not happen
                 raise ServiceUnavailable() from exc
+        return str(claims["jti"])
 
     async def _revoked(self, jti: str) -> bool:
         try:
