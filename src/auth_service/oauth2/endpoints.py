@@ -211,7 +211,7 @@ def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
 async def token(request: Request) -> Response:
     # No dependencies on the hot path: FastAPI's dependency solving costs more than the HMAC.
     service = _runtime(request).service
-    params: dict[str, str] | None = None
+    claimed: str | None = None
     try:
         _rate_limit(request, "token")
         params = await _params(request)
@@ -222,7 +222,7 @@ async def token(request: Request) -> Response:
         client = await service.authenticate(auth)
         body = service.issue(client, params)
     except OAuthError as exc:
-        return await _failed(request, exc, _claimed_client_id(request, params))
+        return await _failed(request, exc, claimed)
     return JSONResponse(body, headers=_NO_STORE)
 
 
@@ -261,16 +261,17 @@ _TOKEN_PARAM_BODY: dict[str, Any] = {
     openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
 )
 async def introspect(request: Request, service: OAuthServiceDep) -> Response:
-    params: dict[str, str] | None = None
+    claimed: str | None = None
     try:
         _rate_limit(request, "introspect")
         params = await _params(request)
+        claimed = _claimed_client_id(request, params)
         await service.authenticate(_client_auth(request, params))
         token_value = params.get("token")
         if not token_value:
             raise invalid_request("Missing token.")
     except OAuthError as exc:
-        return await _failed(request, exc, _claimed_client_id(request, params))
+        return await _failed(request, exc, claimed)
     return JSONResponse(await service.introspect(token_value), headers=_NO_STORE)
 
 
@@ -280,16 +281,17 @@ async def introspect(request: Request, service: OAuthServiceDep) -> Response:
     openapi_extra=_body_doc(_TOKEN_PARAM_BODY),
 )
 async def revoke(request: Request, service: OAuthServiceDep) -> Response:
-    params: dict[str, str] | None = None
+    claimed: str | None = None
     try:
         _rate_limit(request, "revoke")
         params = await _params(request)
+        claimed = _claimed_client_id(request, params)
         client = await service.authenticate(_client_auth(request, params))
         token_value = params.get("token")
         if not token_value:
             raise invalid_request("Missing token.")
     except OAuthError as exc:
-        return await _failed(request, exc, _claimed_client_id(request, params))
+        return await _failed(request, exc, claimed)
     jti = await service.revoke(client, token_value)
     if jti is not None:
         # No request transaction on the OAuth endpoints: the event is its own.
