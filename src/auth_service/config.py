@@ -46,6 +46,10 @@ def _split_csv(value: Any) -> Any:
 CsvList = Annotated[list[str], NoDecode]
 
 
+# Settings whose default is stricter in production (an empty value means "the default").
+_PRODUCTION_DEFAULTS: dict[str, Any] = {"admin_require_mfa": True}
+
+
 class Settings(BaseSettings):
     """Configuration from the environment (and `.env`), validated at startup."""
 
@@ -107,6 +111,25 @@ class Settings(BaseSettings):
     # --- bootstrap -----------------------------------------------------------------------
     initial_admin_email: str | None = None
     initial_admin_password: SecretStr | None = None
+
+    # --- security hardening (issue 9) ----------------------------------------------------
+    # Every human admin needs MFA (an aal2 session). Unset: true in production, else false.
+    admin_require_mfa: bool = False
+    admin_mfa_factor_cache_seconds: float = 30.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _production_defaults(cls, data: Any) -> Any:
+        """Defaults that differ in production, unless set explicitly (issue 9)."""
+        if not isinstance(data, dict):
+            return data
+        env = str(data.get("environment", "")).strip().lower()
+        for name, production_default in _PRODUCTION_DEFAULTS.items():
+            if data.get(name) in (None, ""):
+                data.pop(name, None)
+                if env == Environment.PRODUCTION:
+                    data[name] = production_default
+        return data
 
     @field_validator("cors_origins", "oauth_redirect_allow_list", mode="before")
     @classmethod

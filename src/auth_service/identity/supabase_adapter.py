@@ -119,6 +119,7 @@ def _user(user: User) -> IdentityUser:
         created_at=user.created_at,
         last_sign_in_at=user.last_sign_in_at,
         user_metadata=dict(user.user_metadata or {}),
+        has_verified_factor=any(f.status == "verified" for f in user.factors or []),
     )
 
 

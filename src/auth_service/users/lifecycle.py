@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from auth_service.config import Settings
 from auth_service.identity.supabase_adapter import SupabaseIdentityProvider
+from auth_service.users.factors import FactorCheck
 from auth_service.users.tokens import JwksCache, SupabaseTokenVerifier
 
 
@@ -14,6 +15,7 @@ async def startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     app.state.identity_provider = None
     app.state.user_token_verifier = None
+    app.state.factor_check = FactorCheck(None)
     if not settings.supabase_url or not settings.supabase_anon_key:
         return  # Supabase not configured: human sign-in answers 503, machine tokens still work
     anon_key = settings.supabase_anon_key.get_secret_value()
@@ -42,6 +44,7 @@ async def startup(app: FastAPI) -> None:
     )
     app.state.identity_provider = provider
     app.state.user_token_verifier = verifier
+    app.state.factor_check = FactorCheck(provider, settings.admin_mfa_factor_cache_seconds)
     app.state.jwks_http = jwks_http
     app.state.token_resolvers.append(verifier)
 
