@@ -61,7 +61,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         # The server sets scope["root_path"] (FastAPI's own root_path argument is deprecated).
         root_path=settings.root_path,
         log_config=None,
-        proxy_headers=settings.trust_forwarded_for,
+        # create_app installs ProxyHeadersMiddleware with TRUSTED_PROXIES (also under tests).
+        proxy_headers=False,
         server_header=False,
     )
     uvicorn.Server(config).run()

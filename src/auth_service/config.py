@@ -46,6 +46,15 @@ def _split_csv(value: Any) -> Any:
 CsvList = Annotated[list[str], NoDecode]
 
 
+_PRIVATE_NETWORKS = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+
 # Settings whose default is stricter in production (an empty value means "the default").
 _PRODUCTION_DEFAULTS: dict[str, Any] = {"admin_require_mfa": True}
 
@@ -116,6 +125,9 @@ class Settings(BaseSettings):
     # Every human admin needs MFA (an aal2 session). Unset: true in production, else false.
     admin_require_mfa: bool = False
     admin_mfa_factor_cache_seconds: float = 30.0
+    # Proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated; empty: none).
+    # The client IP is the right-most X-Forwarded-For entry not in this list.
+    trusted_proxies: CsvList = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -131,7 +143,7 @@ class Settings(BaseSettings):
                     data[name] = production_default
         return data
 
-    @field_validator("cors_origins", "oauth_redirect_allow_list", mode="before")
+    @field_validator("cors_origins", "oauth_redirect_allow_list", "trusted_proxies", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -144,6 +156,14 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def forwarded_allow_ips(self) -> list[str]:
+        """Who may set X-Forwarded-For: TRUSTED_PROXIES, or with the older
+        TRUST_FORWARDED_FOR=true alone, loopback and private networks (an in-cluster ingress)."""
+        if self.trusted_proxies:
+            return list(self.trusted_proxies)
+        return list(_PRIVATE_NETWORKS) if self.trust_forwarded_for else []
 
     @property
     def supabase_configured(self) -> bool:

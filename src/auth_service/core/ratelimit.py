@@ -22,11 +22,9 @@ from auth_service.core.actor import Actor, ActorKind
 from auth_service.core.errors import RateLimited
 
 
-def client_ip(request: Request, trust_forwarded_for: bool) -> str:
-    if trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+def client_ip(request: Request) -> str:
+    """The caller's IP: ProxyHeadersMiddleware (installed by create_app with TRUSTED_PROXIES)
+    has already replaced a trusted proxy's address with the client it forwarded for."""
     return request.client.host if request.client else "unknown"
 
 
@@ -92,8 +90,6 @@ def rate_limit(name: str, setting: str) -> Callable[[Request], Awaitable[None]]:
     async def dependency(request: Request) -> None:
         settings: Any = request.app.state.settings
         limiter: RateLimiter = request.app.state.rate_limiter
-        await limiter.hit(
-            getattr(settings, setting), name, client_ip(request, settings.trust_forwarded_for)
-        )
+        await limiter.hit(getattr(settings, setting), name, client_ip(request))
 
     return dependency

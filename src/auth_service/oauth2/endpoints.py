@@ -131,8 +131,7 @@ def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth:
 
 def _rate_limit(request: Request, name: str, client_id: str | None = None) -> None:
     """Per IP, and per client id when given; past the limit an RFC 6749-shaped 429."""
-    settings: Settings = request.app.state.settings
-    key = f"{name}:{client_ip(request, settings.trust_forwarded_for)}"
+    key = f"{name}:{client_ip(request)}"
     if client_id is not None:
         # Bounded: the id is caller-supplied and may be anything up to the body limit.
         key = f"{name}:client:{client_id[:64]}"
@@ -156,8 +155,7 @@ async def _failed(request: Request, exc: OAuthError, client_id: str | None) -> J
     event = getattr(exc, "audit_event", None)
     if event is None and exc.error == "invalid_client":
         cid = client_id[:64] if client_id else None
-        settings: Settings = request.app.state.settings
-        if trip_throttle.first(f"auth:{client_ip(request, settings.trust_forwarded_for)}:{cid}"):
+        if trip_throttle.first(f"auth:{client_ip(request)}:{cid}"):
             event = AuditEvent(
                 AuditAction.CLIENT_AUTH_FAILED,
                 Actor(ActorKind.CLIENT, cid),

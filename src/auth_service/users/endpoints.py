@@ -93,7 +93,7 @@ def caller_context(request: Request) -> CallerContext:
     settings = _settings(request)
     if not settings.supabase_forward_client_ip:
         return CallerContext()
-    return CallerContext(ip=client_ip(request, settings.trust_forwarded_for))
+    return CallerContext(ip=client_ip(request))
 
 
 def get_user_service(
