@@ -94,7 +94,8 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_audit_events_occurred_at_id"),
         "audit_events",
-        [sa.text("occurred_at DESC"), sa.text("id DESC")],
+        # Scanned backwards for "newest first".
+        ["occurred_at", "id"],
         schema=SCHEMA,
     )
     op.create_index(
