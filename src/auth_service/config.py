@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated; empty: none).
     # The client IP is the right-most X-Forwarded-For entry not in this list.
     trusted_proxies: CsvList = Field(default_factory=list)
+    # Input bounds, enforced before parsing.
+    max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_bearer_token_bytes: int = Field(default=8192, ge=1024)
+    max_header_bytes: int = Field(default=65_536, ge=4096)
+    # Longest access-token lifetime accepted (user JWTs: exp - iat) or configured (ours).
+    access_token_max_lifetime_seconds: int = Field(default=86_400, ge=60)
 
     @model_validator(mode="before")
     @classmethod
@@ -168,6 +174,14 @@ class Settings(BaseSettings):
     @property
     def supabase_configured(self) -> bool:
         return bool(self.supabase_url and self.supabase_anon_key)
+
+    @model_validator(mode="after")
+    def _token_lifetime_capped(self) -> Settings:
+        if self.access_token_ttl_seconds > self.access_token_max_lifetime_seconds:
+            raise ValueError(
+                "ACCESS_TOKEN_TTL_SECONDS must not exceed ACCESS_TOKEN_MAX_LIFETIME_SECONDS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -21,6 +21,7 @@ from auth_service.core.db import create_engine, create_session_factory
 from auth_service.core.docs import install_docs
 from auth_service.core.errors import install_error_handlers
 from auth_service.core.kv import KeyValueStore, MemoryStore, RedisStore
+from auth_service.core.limits import InputLimitsMiddleware
 from auth_service.core.logging import configure_logging
 from auth_service.core.metrics import Metrics
 from auth_service.core.middleware import RequestContextMiddleware
@@ -105,6 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(
+        InputLimitsMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_bearer_bytes=settings.max_bearer_token_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     # Outermost (added last): every layer below sees the trusted client IP (issue 9).
     if settings.forwarded_allow_ips:

@@ -70,6 +70,14 @@ def _error(exc: OAuthError) -> JSONResponse:
     )
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys repeat is refused, not resolved by last-wins."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("duplicate key")
+    return data
+
+
 async def _params(request: Request) -> dict[str, str]:
     """Form or JSON body as single-valued string parameters."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -86,8 +94,8 @@ async def _params(request: Request) -> dict[str, str]:
             raise invalid_request("The form body is malformed.") from exc
     elif media_type == _JSON:
         try:
-            data = json.loads(body)
-        except ValueError as exc:
+            data = json.loads(body, object_pairs_hook=_unique_keys)
+        except (ValueError, RecursionError) as exc:  # RecursionError: pathological nesting
             raise invalid_request("The JSON body is malformed.") from exc
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise invalid_request("The JSON body must be an object of string values.")

@@ -41,6 +41,7 @@ async def startup(app: FastAPI) -> None:
         jwks=jwks,
         hs256_secret=secret.get_secret_value() if secret else None,
         kv=app.state.kv,
+        max_lifetime_seconds=settings.access_token_max_lifetime_seconds,
     )
     app.state.identity_provider = provider
     app.state.user_token_verifier = verifier
