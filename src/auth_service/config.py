@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,7 +59,7 @@ _PRIVATE_NETWORKS = (
 )
 
 # Settings whose default is stricter in production (an empty value means "the default").
-_PRODUCTION_DEFAULTS: dict[str, Any] = {"admin_require_mfa": True}
+_PRODUCTION_DEFAULTS: dict[str, Any] = {"admin_require_mfa": True, "docs_enabled": False}
 
 
 class Settings(BaseSettings):
@@ -132,6 +135,11 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_bearer_token_bytes: int = Field(default=8192, ge=1024)
     max_header_bytes: int = Field(default=65_536, ge=4096)
+    # /docs and /openapi.json. Empty: on, except in production.
+    docs_enabled: bool = True
+    # /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set. In production without
+    # it, /metrics is off (scrape a token-protected one, or none).
+    metrics_token: SecretStr | None = None
     # Longest access-token lifetime accepted (user JWTs: exp - iat) or configured (ours).
     access_token_max_lifetime_seconds: int = Field(default=86_400, ge=60)
 
@@ -175,6 +183,40 @@ class Settings(BaseSettings):
     def supabase_configured(self) -> bool:
         return bool(self.supabase_url and self.supabase_anon_key)
 
+    def _production_hardening(self, secrets: dict[str, SecretStr | None]) -> list[str]:
+        """Issue 9's production rules. Messages name the setting and the rule, never a value."""
+        problems: list[str] = []
+        if not _is_https(self.token_issuer):
+            problems.append("TOKEN_ISSUER must be an https:// URL in production")
+        if self.supabase_url and not _is_https(self.supabase_url):
+            problems.append("SUPABASE_URL must be an https:// URL in production")
+        for origin in self.cors_origins:
+            if origin.strip().lower() == "null" or not _is_https(origin):
+                problems.append("CORS_ORIGINS must list only https:// origins in production")
+                break
+        checked = dict(secrets)
+        if self.supabase_jwt_secret is not None:
+            checked["SUPABASE_JWT_SECRET"] = self.supabase_jwt_secret
+        for name in ("M2M_JWT_SECRET_KEY", "SUPABASE_JWT_SECRET"):
+            value = checked.get(name)
+            if value is not None and 0 < len(value.get_secret_value().encode()) < 32:
+                problems.append(f"{name} must be at least 32 bytes in production")
+        seen: dict[str, str] = {}
+        for name, value in checked.items():
+            raw = value.get_secret_value() if value is not None else ""
+            if not raw or raw.lower() in INSECURE_SECRET_VALUES:
+                continue
+            if name not in {"SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"} and _low_entropy(raw):
+                problems.append(f"{name} must be random (too few distinct characters)")
+            if raw in seen:
+                problems.append(f"{name} must differ from {seen[raw]}: one secret per purpose")
+            seen.setdefault(raw, name)
+        if not self.redis_url:
+            problems.append("REDIS_URL must be set in production (shared denylists and limits)")
+        if not self.rate_limit_enabled:
+            problems.append("RATE_LIMIT_ENABLED must be true in production")
+        return problems
+
     @model_validator(mode="after")
     def _token_lifetime_capped(self) -> Settings:
         if self.access_token_ttl_seconds > self.access_token_max_lifetime_seconds:
@@ -207,11 +249,23 @@ class Settings(BaseSettings):
                 problems.append(f"{name} must be at least 32 characters in production")
         if "*" in self.cors_origins:
             problems.append("CORS_ORIGINS must not contain '*' in production")
-        if self.token_issuer.startswith("http://"):
-            problems.append("TOKEN_ISSUER must be an https URL in production")
+        problems += self._production_hardening(secrets)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def _is_https(url: str) -> bool:
+    return urlsplit(url.strip()).scheme.lower() == "https" and bool(urlsplit(url.strip()).netloc)
+
+
+def _low_entropy(value: str) -> bool:
+    """Few distinct characters, or under 3 bits per character: a pattern, not a secret."""
+    if len(set(value)) < 10:
+        return True
+    counts = Counter(value)
+    bits = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return bits < 3.0
 
 
 @lru_cache

@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -120,7 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routes are matched in order: the token endpoint is the hot path, so its router goes first.
     app.include_router(oauth2_endpoints.router)
     app.include_router(health.router)
-    install_docs(app)
+    if settings.docs_enabled:
+        install_docs(app)
     app.include_router(clients_endpoints.router)
     app.include_router(rbac_endpoints.router)
     app.include_router(users_endpoints.router)
