@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated; empty: none).
     # The client IP is the right-most X-Forwarded-For entry not in this list.
     trusted_proxies: CsvList = Field(default_factory=list)
+    # Per-token (refresh) and per-factor/per-user (MFA verify) limits, besides per IP.
+    rate_limit_refresh: str = "60/minute"
+    rate_limit_mfa_verify: str = "5/minute"
     # Input bounds, enforced before parsing.
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_bearer_token_bytes: int = Field(default=8192, ge=1024)

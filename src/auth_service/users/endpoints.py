@@ -240,7 +240,10 @@ async def magic_link(request: Request, body: EmailRequest, service: Users) -> Ac
     responses=_errors(401, 422, 429, 503),
     summary="Exchange an email OTP or token_hash for a session",
 )
-async def verify(body: VerifyRequest, service: Users) -> JSONResponse:
+async def verify(request: Request, body: VerifyRequest, service: Users) -> JSONResponse:
+    # Per account (or per link) too: spreading OTP guesses over many IPs does not help.
+    account = body.email or body.token_hash or body.token or ""
+    await limit_by_email(request, "rate_limit_login", "verify-account", account)
     session = await service.verify(
         type=body.type, email=body.email, token=body.token, token_hash=body.token_hash
     )
@@ -265,11 +268,14 @@ async def resend(request: Request, body: ResendRequest, service: Users) -> Accep
 @users.post(
     "/token/refresh",
     response_model=SessionResponse,
+    dependencies=[Depends(rate_limit("refresh", "rate_limit_refresh"))],
     responses=_errors(401, 422, 429, 503),
     summary="Rotate the refresh token for a new session",
 )
-async def refresh(body: RefreshRequest, service: Users) -> JSONResponse:
-    return _tokens(await service.refresh(body.refresh_token))
+async def refresh(request: Request, body: RefreshRequest, service: Users) -> JSONResponse:
+    token = body.refresh_token
+    await limit_by_email(request, "rate_limit_refresh", "refresh-token", token)
+    return _tokens(await service.refresh(token))
 
 
 @users.post(
@@ -460,7 +466,12 @@ async def mfa_challenge(
     responses=_errors(401, 404, 422, 429, 503),
     summary="Answer a challenge with a TOTP code; returns an aal2 session",
 )
-async def mfa_verify(body: MfaVerifyRequest, caller: CurrentCaller, service: Users) -> JSONResponse:
+async def mfa_verify(
+    request: Request, body: MfaVerifyRequest, caller: CurrentCaller, service: Users
+) -> JSONResponse:
+    # Per factor and per user: six digits must not be guessable from many IPs at once.
+    await limit_by_email(request, "rate_limit_mfa_verify", "mfa-factor", body.factor_id)
+    await limit_by_email(request, "rate_limit_mfa_verify", "mfa-user", str(caller.user_id))
     session = await service.mfa_verify(caller, body.factor_id, body.challenge_id, body.code)
     return _tokens(session)
 
