@@ -78,3 +78,27 @@ async def test_mfa_verify_is_limited_per_factor_across_ips(app_with: AppWith) ->
             )
             statuses.append(response.status_code)
     assert statuses == [401, 401, 429]
+
+
+async def test_refresh_reuse_cuts_off_the_session_at_once(app_with: AppWith) -> None:
+    async with app_with() as client:
+        await register_user(client, "reuse@example.com")
+        first = await login_user(client, "reuse@example.com")
+        other = await login_user(client, "reuse@example.com")  # another session of the user
+
+        async def refresh(token: str) -> httpx.Response:
+            return await client.post("/auth/users/token/refresh", json={"refresh_token": token})
+
+        second = (await refresh(first["refresh_token"])).json()
+        third = (await refresh(second["refresh_token"])).json()
+        me = {"Authorization": f"Bearer {third['access_token']}"}
+        assert (await client.get("/auth/users/me", headers=me)).status_code == 200
+        # The first refresh token replayed (stolen): upstream revokes the session, and its
+        # still-unexpired access tokens are refused by us at once.
+        replay = await refresh(first["refresh_token"])
+        assert replay.status_code == 401
+        assert replay.json()["error"] == "invalid_refresh_token"
+        assert (await client.get("/auth/users/me", headers=me)).status_code == 401
+        # The user's other session is untouched.
+        mine = {"Authorization": f"Bearer {other['access_token']}"}
+        assert (await client.get("/auth/users/me", headers=mine)).status_code == 200

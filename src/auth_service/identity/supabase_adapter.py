@@ -52,7 +52,7 @@ _CODE_MAP: dict[str, type[AppError]] = {
     "invalid_credentials": errors.InvalidCredentials,
     "email_not_confirmed": errors.EmailNotConfirmed,
     "otp_expired": errors.OtpExpired,
-    "refresh_token_already_used": errors.InvalidRefreshToken,
+    "refresh_token_already_used": errors.RefreshTokenReused,
     "refresh_token_not_found": errors.InvalidRefreshToken,
     "session_not_found": errors.SessionNotFound,
     "session_expired": errors.SessionNotFound,

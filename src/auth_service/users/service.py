@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from auth_service import audit
@@ -38,7 +39,11 @@ from auth_service.identity.port import (
     TotpEnrollment,
 )
 from auth_service.rbac.ceiling import PrivilegeCeilingGuard
-from auth_service.users.cutoffs import cut_off_user
+from auth_service.users.cutoffs import (
+    cut_off_refresh_session,
+    cut_off_user,
+    remember_refresh_session,
+)
 from auth_service.users.models import Profile
 from auth_service.users.repository import ProfileRepository
 from auth_service.users.tokens import kept_session_key, revoked_session_key, revoked_user_key
@@ -95,6 +100,16 @@ class AdminUserView:
     roles: list[str]
 
 
+def _session_id(access_token: str) -> str | None:
+    """The `session_id` claim of a token the provider just issued (not a trust decision)."""
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    value = claims.get("session_id")
+    return value if isinstance(value, str) else None
+
+
 def check_redirect(redirect_to: str | None, allow_list: list[str]) -> str | None:
     """`redirect_to` must share scheme and host with an allowed URL and sit under its path."""
     if redirect_to is None:
@@ -128,6 +143,9 @@ class UserService:
 
     async def _seen(self, session: IdentitySession) -> IdentitySession:
         await self.profiles.get_or_create(session.user.id)
+        session_id = _session_id(session.access_token)
+        if session_id and session.refresh_token:
+            await remember_refresh_session(self.kv, session.refresh_token, session_id)
         return session
 
     async def _audit(
@@ -233,7 +251,13 @@ class UserService:
         await self.provider.resend(type=type, email=email, redirect_to=redirect_to, ctx=self.ctx)
 
     async def refresh(self, refresh_token: str) -> IdentitySession:
-        return await self._seen(await self.provider.refresh(refresh_token, ctx=self.ctx))
+        try:
+            session = await self.provider.refresh(refresh_token, ctx=self.ctx)
+        except identity_errors.RefreshTokenReused:
+            # Upstream revoked the session; its access tokens stop working here at once.
+            await cut_off_refresh_session(self.kv, refresh_token)
+            raise
+        return await self._seen(session)
 
     async def logout(self, caller: Caller, scope: LogoutScope) -> None:
         """Deny the token's session (or every session) locally until exp, then revoke upstream.
