@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     """Configuration from the environment (and `.env`), validated at startup."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # A refused setting is named, its value never echoed (it may be a secret).
+        hide_input_in_errors=True,
     )
 
     # --- runtime -------------------------------------------------------------------------
@@ -200,9 +205,11 @@ class Settings(BaseSettings):
         checked = dict(secrets)
         if self.supabase_jwt_secret is not None:
             checked["SUPABASE_JWT_SECRET"] = self.supabase_jwt_secret
-        for name in ("M2M_JWT_SECRET_KEY", "SUPABASE_JWT_SECRET"):
+        # M2M_JWT_SECRET_KEY and the other secrets: the 32-character rule above.
+        for name in ("SUPABASE_JWT_SECRET",):
             value = checked.get(name)
-            if value is not None and 0 < len(value.get_secret_value().encode()) < 32:
+            raw = value.get_secret_value() if value is not None else ""
+            if raw.lower() not in INSECURE_SECRET_VALUES and len(raw.encode()) < 32:
                 problems.append(f"{name} must be at least 32 bytes in production")
         seen: dict[str, str] = {}
         for name, value in checked.items():

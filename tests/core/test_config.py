@@ -116,6 +116,14 @@ def test_production_defaults_turn_docs_off_and_keep_them_overridable() -> None:
     assert make_settings().docs_enabled is True
 
 
+def test_a_refused_secret_is_never_echoed() -> None:
+    leaked = "Zq8-unique-but-short"
+    with pytest.raises(ValidationError) as excinfo:
+        _production(m2m_jwt_secret_key=leaked, client_secret_pepper=leaked + "x" * 20)
+    assert leaked not in str(excinfo.value)
+    assert "M2M_JWT_SECRET_KEY must be at least 32" in str(excinfo.value)
+
+
 def test_production_lists_every_problem_at_once() -> None:
     with pytest.raises(ValidationError) as excinfo:
         make_settings(environment="production", auth_service_database_url=None)
