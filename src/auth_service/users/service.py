@@ -321,9 +321,10 @@ class UserService:
         )
 
     async def oauth_callback(self, auth_code: str, code_verifier: str) -> IdentitySession:
-        return await self._seen(
-            await self.provider.exchange_code(auth_code, code_verifier, ctx=self.ctx)
-        )
+        async with self._failure_audited(AuditAction.USER_LOGIN):
+            session = await self.provider.exchange_code(auth_code, code_verifier, ctx=self.ctx)
+        await self._audit(AuditAction.USER_LOGIN, session.user.id, {"method": "oauth"})
+        return await self._seen(session)
 
     async def mfa_enroll(self, caller: Caller, friendly_name: str | None) -> TotpEnrollment:
         async with self._failure_audited(AuditAction.USER_MFA_ENROLL, caller.user_id):
