@@ -1,7 +1,7 @@
 """local identity provider: users, sessions, refresh tokens, email tokens, MFA, identities
 
 Revision ID: 20261202_0006
-Revises: 20261202_0004
+Revises: 20261202_0005
 Create Date: 2026-12-02
 
 The tables behind IDENTITY_PROVIDER=local. `profiles` and `user_roles` follow a deleted local
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "20261202_0006"
-down_revision: str | None = "20261202_0004"
+down_revision: str | None = "20261202_0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -17,6 +17,7 @@ from alembic.config import Config
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from auth_service.audit import cli as audit_cli
 from auth_service.clients import cli as clients_cli
 from auth_service.config import Settings, configuration_problems
 from auth_service.core.embedded_pg import EmbeddedPostgresMissing
@@ -96,7 +97,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         # The server sets scope["root_path"] (FastAPI's own root_path argument is deprecated).
         root_path=settings.root_path,
         log_config=None,
-        proxy_headers=settings.trust_forwarded_for,
+        # create_app installs ProxyHeadersMiddleware with TRUSTED_PROXIES (also under tests).
+        proxy_headers=False,
         server_header=False,
     )
     uvicorn.Server(config).run(sockets=[sock])
@@ -160,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("revision", nargs="?", default="head")
     mig.set_defaults(func=_cmd_migrate)
 
-    for module in (clients_cli, oauth2_cli, rbac_cli, local_identity_cli):
+    for module in (clients_cli, oauth2_cli, rbac_cli, local_identity_cli, audit_cli):
         module.register(sub)
     return parser
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,11 +59,29 @@ def _split_csv(value: Any) -> Any:
 CsvList = Annotated[list[str], NoDecode]
 
 
+_PRIVATE_NETWORKS = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+
+# Settings whose default is stricter in production (an empty value means "the default").
+_PRODUCTION_DEFAULTS: dict[str, Any] = {"admin_require_mfa": True, "docs_enabled": False}
+
+
 class Settings(BaseSettings):
     """Configuration from the environment (and `.env`), validated at startup."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # A refused setting is named, its value never echoed (it may be a secret).
+        hide_input_in_errors=True,
     )
 
     # --- runtime -------------------------------------------------------------------------
@@ -169,8 +190,48 @@ class Settings(BaseSettings):
     initial_admin_email: str | None = None
     initial_admin_password: SecretStr | None = None
 
+    # --- security hardening (issue 9) ----------------------------------------------------
+    # Every human admin needs MFA (an aal2 session). Unset: true in production, else false.
+    admin_require_mfa: bool = False
+    admin_mfa_factor_cache_seconds: float = 30.0
+    # Proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated; empty: none).
+    # The client IP is the right-most X-Forwarded-For entry not in this list.
+    trusted_proxies: CsvList = Field(default_factory=list)
+    # Per-token (refresh) and per-factor/per-user (MFA verify) limits, besides per IP.
+    rate_limit_refresh: str = "60/minute"
+    rate_limit_mfa_verify: str = "5/minute"
+    # Input bounds, enforced before parsing.
+    max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_bearer_token_bytes: int = Field(default=8192, ge=1024)
+    max_header_bytes: int = Field(default=65_536, ge=4096)
+    # /docs and /openapi.json. Empty: on, except in production.
+    docs_enabled: bool = True
+    # /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set. In production without
+    # it, /metrics is off (scrape a token-protected one, or none).
+    metrics_token: SecretStr | None = None
+    # Longest access-token lifetime accepted (user JWTs: exp - iat) or configured (ours).
+    access_token_max_lifetime_seconds: int = Field(default=86_400, ge=60)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _production_defaults(cls, data: Any) -> Any:
+        """Defaults that differ in production, unless set explicitly (issue 9)."""
+        if not isinstance(data, dict):
+            return data
+        env = str(data.get("environment", "")).strip().lower()
+        for name, production_default in _PRODUCTION_DEFAULTS.items():
+            if data.get(name) in (None, ""):
+                data.pop(name, None)
+                if env == Environment.PRODUCTION:
+                    data[name] = production_default
+        return data
+
     @field_validator(
-        "cors_origins", "oauth_redirect_allow_list", "password_required_characters", mode="before"
+        "cors_origins",
+        "oauth_redirect_allow_list",
+        "password_required_characters",
+        "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
@@ -199,6 +260,14 @@ class Settings(BaseSettings):
         if self.token_issuer:
             return self.token_issuer
         return f"{served_base_url(self.host, self.port)}{self.root_path}"
+
+    @property
+    def forwarded_allow_ips(self) -> list[str]:
+        """Who may set X-Forwarded-For: TRUSTED_PROXIES, or with the older
+        TRUST_FORWARDED_FOR=true alone, loopback and private networks (an in-cluster ingress)."""
+        if self.trusted_proxies:
+            return list(self.trusted_proxies)
+        return list(_PRIVATE_NETWORKS) if self.trust_forwarded_for else []
 
     @property
     def supabase_configured(self) -> bool:
@@ -235,6 +304,50 @@ class Settings(BaseSettings):
         parse_oidc_providers(value)
         return value
 
+    def _production_hardening(self, secrets: dict[str, SecretStr | None]) -> list[str]:
+        """Issue 9's production rules. Messages name the setting and the rule, never a value."""
+        problems: list[str] = []
+        if self.token_issuer and not _is_https(self.token_issuer):
+            problems.append("TOKEN_ISSUER must be an https:// URL in production")
+        if self.supabase_url and not _is_https(self.supabase_url):
+            problems.append("SUPABASE_URL must be an https:// URL in production")
+        for origin in self.cors_origins:
+            if origin.strip().lower() == "null" or not _is_https(origin):
+                problems.append("CORS_ORIGINS must list only https:// origins in production")
+                break
+        checked = dict(secrets)
+        if self.supabase_jwt_secret is not None:
+            checked["SUPABASE_JWT_SECRET"] = self.supabase_jwt_secret
+        # M2M_JWT_SECRET_KEY and the other secrets: the 32-character rule above.
+        for name in ("SUPABASE_JWT_SECRET",):
+            value = checked.get(name)
+            raw = value.get_secret_value() if value is not None else ""
+            if raw.lower() not in INSECURE_SECRET_VALUES and len(raw.encode()) < 32:
+                problems.append(f"{name} must be at least 32 bytes in production")
+        seen: dict[str, str] = {}
+        for name, value in checked.items():
+            raw = value.get_secret_value() if value is not None else ""
+            if not raw or raw.lower() in INSECURE_SECRET_VALUES:
+                continue
+            if name not in {"SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"} and _low_entropy(raw):
+                problems.append(f"{name} must be random (too few distinct characters)")
+            if raw in seen:
+                problems.append(f"{name} must differ from {seen[raw]}: one secret per purpose")
+            seen.setdefault(raw, name)
+        if not self.redis_url:
+            problems.append("REDIS_URL must be set in production (shared denylists and limits)")
+        if not self.rate_limit_enabled:
+            problems.append("RATE_LIMIT_ENABLED must be true in production")
+        return problems
+
+    @model_validator(mode="after")
+    def _token_lifetime_capped(self) -> Settings:
+        if self.access_token_ttl_seconds > self.access_token_max_lifetime_seconds:
+            raise ValueError(
+                "ACCESS_TOKEN_TTL_SECONDS must not exceed ACCESS_TOKEN_MAX_LIFETIME_SECONDS"
+            )
+        return self
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if not self.is_production:
@@ -266,8 +379,7 @@ class Settings(BaseSettings):
             problems.append("CORS_ORIGINS must not contain '*' in production")
         if not self.token_issuer:
             problems.append("TOKEN_ISSUER must be set in production (the public https URL)")
-        elif self.token_issuer.startswith("http://"):
-            problems.append("TOKEN_ISSUER must be an https URL in production")
+        problems += self._production_hardening(secrets)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -296,6 +408,19 @@ def configuration_problems(exc: ValidationError) -> list[str]:
         else:  # the model-level checks (production guard) join their problems with "; "
             lines.extend(part for part in message.split("; ") if part)
     return lines
+
+
+def _is_https(url: str) -> bool:
+    return urlsplit(url.strip()).scheme.lower() == "https" and bool(urlsplit(url.strip()).netloc)
+
+
+def _low_entropy(value: str) -> bool:
+    """Few distinct characters, or under 3 bits per character: a pattern, not a secret."""
+    if len(set(value)) < 10:
+        return True
+    counts = Counter(value)
+    bits = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return bits < 3.0
 
 
 @lru_cache

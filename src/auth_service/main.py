@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from auth_service import __version__
+from auth_service.audit import endpoints as audit_endpoints
 from auth_service.clients import endpoints as clients_endpoints
 from auth_service.clients import lifecycle as clients_lifecycle
 from auth_service.config import Settings, get_settings
@@ -19,6 +21,7 @@ from auth_service.core.db import create_engine, create_session_factory
 from auth_service.core.docs import install_docs
 from auth_service.core.errors import RETRY_AFTER, install_error_handlers
 from auth_service.core.kv import KeyValueStore, MemoryStore, RedisStore, redis_pool
+from auth_service.core.limits import InputLimitsMiddleware
 from auth_service.core.logging import configure_logging
 from auth_service.core.metrics import Metrics
 from auth_service.core.middleware import RequestContextMiddleware
@@ -107,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -120,6 +124,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(
+        InputLimitsMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_bearer_bytes=settings.max_bearer_token_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     # Inside the request context (so shed requests get an id, a log line and a metric).
     app.add_middleware(
         LoadSheddingMiddleware,
@@ -127,14 +137,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         root_path=settings.root_path,
     )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    # Outermost (added last): every layer below sees the trusted client IP (issue 9).
+    if settings.forwarded_allow_ips:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
 
     # Routes are matched in order: the token endpoint is the hot path, so its router goes first.
     app.include_router(oauth2_endpoints.router)
     app.include_router(health.router)
-    install_docs(app)
+    if settings.docs_enabled:
+        install_docs(app)
     app.include_router(clients_endpoints.router)
     app.include_router(rbac_endpoints.router)
     app.include_router(users_endpoints.router)
     app.include_router(local_identity_endpoints.router)
+    app.include_router(audit_endpoints.router)
     document_common_responses(app)
     return app

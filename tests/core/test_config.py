@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from auth_service.core.db import async_database_url
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-STRONG = "x" * 40
+STRONG = secrets.token_urlsafe(32)
 
 
 def test_env_example_lists_exactly_the_settings() -> None:
@@ -47,11 +48,12 @@ def _production(**overrides: object) -> Settings:
         "environment": "production",
         "auth_service_database_url": "postgresql://u:p@db.example/app",
         "m2m_jwt_secret_key": STRONG,
-        "signing_key_encryption_key": STRONG,
-        "client_secret_pepper": STRONG,
-        "oauth_state_secret": STRONG,
+        "signing_key_encryption_key": secrets.token_urlsafe(32),
+        "client_secret_pepper": secrets.token_urlsafe(32),
+        "oauth_state_secret": secrets.token_urlsafe(32),
         "token_issuer": "https://auth.example",
         "smtp_host": "smtp.example",
+        "redis_url": "rediss://cache.example:6379/0",
     }
     values.update(overrides)
     return make_settings(**values)
@@ -72,7 +74,27 @@ def test_production_with_strong_secrets_starts() -> None:
         ({"signing_key_encryption_key": "secret"}, "SIGNING_KEY_ENCRYPTION_KEY must be set"),
         ({"oauth_state_secret": ""}, "OAUTH_STATE_SECRET must be set"),
         ({"cors_origins": ["*"]}, "CORS_ORIGINS must not contain '*'"),
-        ({"token_issuer": "http://auth.example"}, "TOKEN_ISSUER must be an https URL"),
+        ({"token_issuer": "http://auth.example"}, "TOKEN_ISSUER must be an https"),
+        ({"token_issuer": "HTTP://auth.example"}, "TOKEN_ISSUER must be an https"),
+        ({"token_issuer": "ftp://auth.example"}, "TOKEN_ISSUER must be an https"),
+        (
+            {"supabase_url": "HTTP://p.supabase.co", "supabase_anon_key": STRONG + "a"},
+            "SUPABASE_URL must be an https",
+        ),
+        ({"cors_origins": ["null"]}, "CORS_ORIGINS must list only https://"),
+        (
+            {"cors_origins": ["https://a.example", "http://b.example"]},
+            "CORS_ORIGINS must list only https://",
+        ),
+        ({"supabase_jwt_secret": "short-secret"}, "SUPABASE_JWT_SECRET must be at least 32 bytes"),
+        ({"supabase_jwt_secret": "ab" * 20}, "SUPABASE_JWT_SECRET must be random"),
+        ({"m2m_jwt_secret_key": "x" * 40}, "M2M_JWT_SECRET_KEY must be random"),
+        (
+            {"client_secret_pepper": STRONG},
+            "CLIENT_SECRET_PEPPER must differ from M2M_JWT_SECRET_KEY",
+        ),
+        ({"redis_url": None}, "REDIS_URL must be set"),
+        ({"rate_limit_enabled": False}, "RATE_LIMIT_ENABLED must be true"),
         (
             {"supabase_url": "https://p.supabase.co", "supabase_anon_key": ""},
             "SUPABASE_ANON_KEY must be set",
@@ -85,6 +107,24 @@ def test_production_refuses_insecure_values(override: dict[str, object], message
     with pytest.raises(ValidationError) as excinfo:
         _production(**override)
     assert message in str(excinfo.value)
+    # The message names the setting and the rule, never the value.
+    for value in override.values():
+        if isinstance(value, str) and len(value) >= 8 and "://" not in value:
+            assert value not in str(excinfo.value)
+
+
+def test_production_defaults_turn_docs_off_and_keep_them_overridable() -> None:
+    assert _production().docs_enabled is False
+    assert _production(docs_enabled=True).docs_enabled is True
+    assert make_settings().docs_enabled is True
+
+
+def test_a_refused_secret_is_never_echoed() -> None:
+    leaked = "Zq8-unique-but-short"
+    with pytest.raises(ValidationError) as excinfo:
+        _production(m2m_jwt_secret_key=leaked, client_secret_pepper=leaked + "x" * 20)
+    assert leaked not in str(excinfo.value)
+    assert "M2M_JWT_SECRET_KEY must be at least 32" in str(excinfo.value)
 
 
 def test_production_lists_every_problem_at_once() -> None:

@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 FIELDS = {name.upper() for name in Settings.model_fields}
 # TRUSTED_PROXIES comes with issue 9 (trusted proxy CIDRs); drop this once it is a Settings field.
-PENDING_SETTINGS = {"TRUSTED_PROXIES"} - FIELDS
 # What `kubectl apply -k` / the deploy workflow renders; everything else in k8s/ hangs off these.
 ENTRY_POINTS = ["overlays/eks", "overlays/eks/migration", "overlays/dev", "cluster"]
 # In k8s/ but deliberately outside every kustomization, each for its reason.
@@ -191,7 +190,7 @@ def test_configmaps_name_only_settings() -> None:
         for doc in _render(entry):
             if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "auth-service":
                 keys = set(doc["data"])
-                assert keys <= FIELDS | PENDING_SETTINGS, keys - FIELDS
+                assert keys <= FIELDS, keys - FIELDS
 
 
 def test_secret_example_and_workflow_agree_on_the_secret_keys() -> None:

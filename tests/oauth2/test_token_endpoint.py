@@ -330,3 +330,6 @@ async def test_token_endpoint_is_rate_limited_per_ip(
     assert statuses == [200, 200, 200, 429]
     assert int(response.headers["retry-after"]) >= 1
     assert response.json()["error"] == "rate_limited"
+    # An RFC 6749 body, as every answer of the token endpoint (issue 9).
+    assert set(response.json()) == {"error", "error_description"}
+    assert response.headers["cache-control"] == "no-store"

@@ -108,10 +108,13 @@ async def test_delete_removes_the_supabase_user_and_our_rows(
     assert await db.scalar(select(UserRole).where(UserRole.user_id == victim)) is None
     after = await client.get(f"/auth/admin/users/{victim_id}", headers=bearer(token))
     assert after.status_code == 404
-    # The deleted admin's still-unexpired token no longer carries admin rights.
-    assert (
-        await client.get(f"/auth/admin/users/{victim_id}", headers=bearer(victim_token))
-    ).status_code == 403
+    # The deleted admin's still-unexpired token is cut off at once (issue 9), and never
+    # recreates a profile.
+    refused = await client.get("/auth/users/me", headers=bearer(victim_token))
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_token"
+    db.expire_all()
+    assert await db.get(Profile, victim) is None
 
 
 async def test_delete_rolls_back_our_rows_when_supabase_fails(

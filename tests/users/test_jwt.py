@@ -237,3 +237,25 @@ async def test_password_change_refuses_the_other_sessions_but_keeps_this_one(
     out = await client.post("/auth/users/logout?scope=global", headers=bearer(tablet))
     assert out.status_code == 204
     assert await me_status(client, refreshed.json()["access_token"]) == 401
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"session_id": {"id": "x"}},
+        {"aal": ["aal2"]},
+        {"email": 42},
+        {"is_anonymous": "false"},
+        {"amr": "password"},
+        {"iat": True},
+        {"exp": int(time.time()) + 3 * 86_400},
+    ],
+    ids=["session-object", "aal-list", "email-number", "anon-string", "amr-string", "iat-bool",
+         "lifetime-over-cap"],
+)  # fmt: skip
+async def test_claims_of_the_wrong_json_type_or_too_long_a_life_are_refused(
+    client: httpx.AsyncClient, gotrue: GoTrueStandIn, overrides: dict[str, object]
+) -> None:
+    user = gotrue.create_user("types@example.com", "x")
+    assert await me_status(client, gotrue.mint_token(user)) == 200
+    assert await me_status(client, gotrue.mint_token(user, **overrides)) == 401

@@ -26,13 +26,20 @@ from auth_service.clients.service import ClientService, ClientView
 from auth_service.core.db import DbSession
 from auth_service.core.pagination import Limit, Offset
 from auth_service.core.ratelimit import DefaultRateLimit
-from auth_service.rbac.authorization import Principal, permission_doc, require_permission
+from auth_service.rbac.authorization import (
+    CurrentPrincipal,
+    Principal,
+    permission_doc,
+    require_permission,
+)
 
 router = APIRouter(prefix="/auth/admin/clients", tags=["clients"], dependencies=[DefaultRateLimit])
 
 
-def get_client_service(request: Request, session: DbSession) -> ClientService:
-    return ClientService(session, request.app.state.settings)
+def get_client_service(
+    request: Request, session: DbSession, principal: CurrentPrincipal
+) -> ClientService:
+    return ClientService(session, request.app.state.settings, actor=principal.actor)
 
 
 Clients = Annotated[ClientService, Depends(get_client_service)]
@@ -41,10 +48,20 @@ ClientsWriter = Annotated[Principal, Depends(require_permission("clients:write")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, invalid, expired or revoked bearer token."},
-    403: {"description": "The caller lacks the required permission."},
+    403: {
+        "description": "`insufficient_permissions`: the caller lacks the required permission."
+        " `privilege_ceiling`: the client (or role) holds permissions or roles the caller does"
+        " not; `details` names them (see docs/rbac.md). `mfa_required`: a human admin must"
+        " step up to aal2 first."
+    },
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown client or role."}}
-_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The name is taken."}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "`client_name_taken`: the name is taken. `last_admin`: the client is"
+        " the last active holder of the admin role."
+    }
+}
 
 
 def client_read(view: ClientView) -> ClientRead:

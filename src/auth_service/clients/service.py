@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service import audit
+from auth_service.audit import AuditAction, AuditEvent, Target
 from auth_service.clients.keys import (
     AUTH_METHODS,
     client_secret_encryptor,
@@ -22,7 +24,9 @@ from auth_service.clients.models import AppClient
 from auth_service.clients.repository import ClientRepository
 from auth_service.clients.secrets import SecretHasher, generate_secret
 from auth_service.config import Settings
+from auth_service.core.actor import OPERATOR, Actor
 from auth_service.core.errors import Conflict, NotFound, ValidationFailed
+from auth_service.rbac.ceiling import PrivilegeCeilingGuard
 from auth_service.rbac.models import Role
 
 
@@ -62,8 +66,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _target(client_id: uuid.UUID) -> Target:
+    return Target("client", str(client_id))
+
+
 class ClientService:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+    """`actor` is who calls: endpoints pass the principal's actor (bounded by the privilege
+    ceiling); operator commands keep the default, `OPERATOR` (unbounded, still audited)."""
+
+    def __init__(
+        self, session: AsyncSession, settings: Settings, *, actor: Actor = OPERATOR
+    ) -> None:
+        self.actor = actor
+        self.ceiling = PrivilegeCeilingGuard(session, actor)
         self.repo = ClientRepository(session)
         self.session = session
         self.hasher = SecretHasher(settings.client_secret_pepper.get_secret_value())
@@ -101,6 +116,9 @@ class ClientService:
         if await self.repo.name_taken(name):
             raise ClientNameTaken()
         roles = await self._roles_named(role_names)
+        await self.ceiling.check_roles(
+            {r.id: r.name for r in roles}, AuditAction.CLIENT_CREATE, Target("client")
+        )
         client_id = uuid.uuid4()
         client = AppClient(
             id=client_id,
@@ -127,6 +145,9 @@ class ClientService:
             raise ClientNameTaken() from exc
         for role in roles:
             await self.repo.add_role(client.id, role.id)
+        await self._audit(
+            AuditAction.CLIENT_CREATE, client.id, {"name": name, "roles": [r.name for r in roles]}
+        )
         return ClientView(client, sorted(roles, key=lambda r: r.name)), plain
 
     async def id_for(self, ref: str) -> uuid.UUID:
@@ -159,6 +180,11 @@ class ClientService:
         is_active: bool,
     ) -> ClientView:
         client = await self._client(client_id)
+        await self.ceiling.check_client(client.id, AuditAction.CLIENT_UPDATE)
+        if client.is_active and not is_active:
+            await self.ceiling.keep_an_admin_without(
+                await self.ceiling.holder_roles_of_client(client.id)
+            )
         if name != client.client_name and await self.repo.name_taken(name, exclude=client.id):
             raise ClientNameTaken()
         client.client_name = name
@@ -170,11 +196,19 @@ class ClientService:
                 await self.repo.save(client)
         except IntegrityError as exc:
             raise ClientNameTaken() from exc
+        await self._audit(AuditAction.CLIENT_UPDATE, client.id, {"is_active": is_active})
         return await self.get(client.id)
 
     async def delete(self, client_id: uuid.UUID) -> None:
+        client = await self._client(client_id)
+        await self.ceiling.check_client(client.id, AuditAction.CLIENT_DELETE)
+        if client.is_active:
+            await self.ceiling.keep_an_admin_without(
+                await self.ceiling.holder_roles_of_client(client.id)
+            )
         if not await self.repo.delete(client_id):
             raise ClientNotFound()
+        await self._audit(AuditAction.CLIENT_DELETE, client_id)
 
     async def rotate_secret(
         self, client_id: uuid.UUID, *, secret: str | None = None
@@ -189,6 +223,7 @@ class ClientService:
             raise ClientNotFound()
         if client.client_secret_hash is None:
             raise ClientHasNoSecret()
+        await self.ceiling.check_client(client.id, AuditAction.CLIENT_SECRET_ROTATE)
         plain = secret if secret is not None else generate_secret()
         expires = _now() + self.grace
         client.previous_secret_hash = client.client_secret_hash
@@ -198,22 +233,37 @@ class ClientService:
             client.previous_secret_encrypted = client.client_secret_encrypted
             client.client_secret_encrypted = self._encrypt(plain, client.id)
         await self.repo.save(client)
+        await self._audit(AuditAction.CLIENT_SECRET_ROTATE, client.id)
         return plain, expires
 
     async def assign_role(self, client_id: uuid.UUID, role_id: uuid.UUID) -> ClientView:
         await self._client(client_id)
-        if await self.repo.role(role_id) is None:
+        role = await self.repo.role(role_id)
+        if role is None:
             raise RoleNotFound()
+        action = AuditAction.CLIENT_ROLE_ASSIGN
+        await self.ceiling.check_client(client_id, action)
+        await self.ceiling.check_roles({role.id: role.name}, action, _target(client_id))
         await self.repo.add_role(client_id, role_id)
+        await self._audit(action, client_id, {"role": role.name})
         return await self.get(client_id)
 
     async def remove_role(self, client_id: uuid.UUID, role_id: uuid.UUID) -> ClientView:
         """Removing a role the client does not hold is 404, like every other removal."""
-        await self._client(client_id)
-        if await self.repo.role(role_id) is None:
+        client = await self._client(client_id)
+        role = await self.repo.role(role_id)
+        if role is None:
             raise RoleNotFound()
-        if not await self.repo.remove_role(client_id, role_id):
+        action = AuditAction.CLIENT_ROLE_REMOVE
+        await self.ceiling.check_client(client_id, action)
+        await self.ceiling.check_roles({role.id: role.name}, action, _target(client_id))
+        holds = role.id in await self.ceiling.holder_roles_of_client(client_id)
+        if not holds:
             raise ClientRoleNotAssigned()
+        if client.is_active:
+            await self.ceiling.keep_an_admin(role.id, role.name)
+        await self.repo.remove_role(client_id, role_id)
+        await self._audit(action, client_id, {"role": role.name})
         return await self.get(client_id)
 
     async def set_keys(
@@ -226,11 +276,13 @@ class ClientService:
     ) -> ClientView:
         """Replace a private_key_jwt client's keys (key rotation without a new client)."""
         client = await self._client(client_id)
+        await self.ceiling.check_client(client.id, AuditAction.CLIENT_UPDATE)
         keys, uri = self._keys(client.token_endpoint_auth_method, jwks, jwks_uri)
         client.jwks, client.jwks_uri = keys, uri
         if dpop_bound_access_tokens is not None:
             client.dpop_bound_access_tokens = dpop_bound_access_tokens
         await self.repo.save(client)
+        await self._audit(AuditAction.CLIENT_UPDATE, client.id, {"keys": "replaced"})
         return await self.get(client.id)
 
     def _keys(
@@ -254,6 +306,12 @@ class ClientService:
 
     def _encrypt(self, plain: str, client_id: uuid.UUID) -> str:
         return self.encryptor.encrypt(plain.encode(), secret_aad(client_id))
+
+    async def _audit(
+        self, action: AuditAction, client_id: uuid.UUID, details: dict[str, object] | None = None
+    ) -> None:
+        event = AuditEvent(action, self.actor, _target(client_id), details=details or {})
+        await audit.record(self.session, event)
 
     async def _client(self, client_id: uuid.UUID) -> AppClient:
         client = await self.repo.get(client_id)

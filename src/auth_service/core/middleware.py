@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_service.core.errors import dependency_failure, error_body, unavailable_response
-from auth_service.core.logging import request_id_var
+from auth_service.core.logging import client_ip_var, request_id_var, user_agent_var
 from auth_service.core.metrics import Metrics
 
 logger = logging.getLogger("auth_service.access")
@@ -32,14 +32,20 @@ class RequestContextMiddleware:
             return
 
         incoming = None
+        user_agent = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
-                break
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
         request_id = (
             incoming if incoming and _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         )
         token = request_id_var.set(request_id)
+        # scope["client"] is already the trusted client IP (ProxyHeadersMiddleware runs first).
+        client = scope.get("client")
+        ip_token = client_ip_var.set(client[0] if client else None)
+        ua_token = user_agent_var.set(user_agent)
         started = time.perf_counter()
         status_code = 500
         response_started = False
@@ -101,3 +107,5 @@ class RequestContextMiddleware:
                     },
                 )
             request_id_var.reset(token)
+            client_ip_var.reset(ip_token)
+            user_agent_var.reset(ua_token)

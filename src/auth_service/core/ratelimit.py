@@ -17,14 +17,14 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import ConnectionPool
 
+from auth_service.audit.service import rate_limit_event, trip_throttle
+from auth_service.core.actor import Actor, ActorKind
 from auth_service.core.errors import RateLimited
 
 
-def client_ip(request: Request, trust_forwarded_for: bool) -> str:
-    if trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+def client_ip(request: Request) -> str:
+    """The caller's IP: ProxyHeadersMiddleware (installed by create_app with TRUSTED_PROXIES)
+    has already replaced a trusted proxy's address with the client it forwarded for."""
     return request.client.host if request.client else "unknown"
 
 
@@ -64,14 +64,21 @@ class RateLimiter:
         return item
 
     async def hit(self, limit: str, *identifiers: str) -> None:
-        """Count one attempt; raise `RateLimited` with Retry-After once the window is full."""
+        """Count one attempt; raise `RateLimited` with Retry-After once the window is full.
+
+        `identifiers[0]` names the limit (e.g. "login"); the rest are keys (IP, hashed email).
+        """
         if not self.enabled:
             return
         item = self._item(limit)
         if not await self.strategy.hit(item, *identifiers):
             stats = await self.strategy.get_window_stats(item, *identifiers)
             retry_after = max(1, int(stats.reset_time - time.time()) + 1)
-            raise RateLimited(headers={"Retry-After": str(retry_after)})
+            error = RateLimited(headers={"Retry-After": str(retry_after)})
+            if trip_throttle.first("/".join(identifiers)):
+                name = identifiers[0] if identifiers else "default"
+                error.audit_event = rate_limit_event(Actor(ActorKind.USER), name)
+            raise error
 
     async def reset(self) -> None:
         await self.storage.reset()
@@ -92,9 +99,7 @@ def rate_limit(name: str, setting: str) -> Callable[[Request], Awaitable[None]]:
     async def dependency(request: Request) -> None:
         settings: Any = request.app.state.settings
         limiter: RateLimiter = request.app.state.rate_limiter
-        await limiter.hit(
-            getattr(settings, setting), name, client_ip(request, settings.trust_forwarded_for)
-        )
+        await limiter.hit(getattr(settings, setting), name, client_ip(request))
 
     return dependency
 
@@ -111,7 +116,7 @@ async def default_rate_limit(request: Request) -> None:
     nor on probes, docs and metadata.
     """
     limiter: _Counter = request.app.state.default_rate_limiter
-    limiter.hit(client_ip(request, request.app.state.settings.trust_forwarded_for))
+    limiter.hit(client_ip(request))
 
 
 DefaultRateLimit = Depends(default_rate_limit)

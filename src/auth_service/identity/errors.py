@@ -55,6 +55,11 @@ class InvalidRefreshToken(Unauthorized):
     message = "The refresh token is invalid, already used or revoked."
 
 
+class RefreshTokenReused(InvalidRefreshToken):
+    """GoTrue's `refresh_token_already_used`: the session was revoked upstream (a stolen
+    token replayed); answered like any invalid refresh token, but its session is cut off."""
+
+
 class SessionNotFound(Unauthorized):
     code = "invalid_token"
     message = "The session is invalid, expired or revoked."

@@ -31,6 +31,8 @@ class IdentityUser:
     created_at: datetime | None = None
     last_sign_in_at: datetime | None = None
     user_metadata: dict[str, Any] = field(default_factory=dict)
+    # At least one verified MFA factor: admin endpoints then want an aal2 session (issue 9).
+    has_verified_factor: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service import audit
+from auth_service.audit import AuditAction, AuditEvent, Target
 from auth_service.config import Settings
+from auth_service.core.actor import OPERATOR
 from auth_service.core.db import create_engine, create_session_factory
 from auth_service.oauth2.keys import KeyEncryptor, ensure_active_key, rotate_keys
 from auth_service.oauth2.repository import SigningKeyRepository
@@ -55,7 +58,11 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
     encryptor = KeyEncryptor(settings.signing_key_encryption_key.get_secret_value())
 
     async def work(session: AsyncSession) -> str:
-        return await rotate_keys(session, encryptor, settings.access_token_ttl_seconds)
+        kid = await rotate_keys(session, encryptor, settings.access_token_ttl_seconds)
+        await audit.record(
+            session, AuditEvent(AuditAction.KEY_ROTATE, OPERATOR, Target("signing_key", kid))
+        )
+        return kid
 
     print(json.dumps({"kid": _run(settings, work)}))
     return 0
@@ -84,6 +91,9 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
     async def work(session: AsyncSession) -> bool:
         removed = await SigningKeyRepository(session).delete(args.kid)
+        if removed:
+            target = Target("signing_key", args.kid)
+            await audit.record(session, AuditEvent(AuditAction.KEY_REMOVE, OPERATOR, target))
         # Removing the active key must not leave replicas without one to sign with.
         await ensure_active_key(session, encryptor)
         return removed

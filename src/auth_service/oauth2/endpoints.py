@@ -18,7 +18,11 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
+from auth_service.audit import AuditAction, AuditEvent, Outcome, Target, record_detached
+from auth_service.audit.service import rate_limit_event, trip_throttle
 from auth_service.config import Settings
+from auth_service.core.actor import Actor, ActorKind
+from auth_service.core.errors import RateLimited
 from auth_service.core.ratelimit import client_ip
 from auth_service.oauth2.assertions import (
     ASSERTION_TYPE,
@@ -73,6 +77,14 @@ def _error(exc: OAuthError) -> JSONResponse:
     )
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys repeat is refused, not resolved by last-wins."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("duplicate key")
+    return data
+
+
 async def _params(request: Request) -> dict[str, str]:
     """Form or JSON body as single-valued string parameters."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -89,8 +101,8 @@ async def _params(request: Request) -> dict[str, str]:
             raise invalid_request("The form body is malformed.") from exc
     elif media_type == _JSON:
         try:
-            data = json.loads(body)
-        except ValueError as exc:
+            data = json.loads(body, object_pairs_hook=_unique_keys)
+        except (ValueError, RecursionError) as exc:  # RecursionError: pathological nesting
             raise invalid_request("The JSON body is malformed.") from exc
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise invalid_request("The JSON body must be an object of string values.")
@@ -148,9 +160,58 @@ def _client_auth(request: Request, params: dict[str, str]) -> ClientAuth | Asser
     raise invalid_client()
 
 
-def _rate_limit(request: Request, name: str) -> None:
-    settings: Settings = request.app.state.settings
-    _runtime(request).limiter.hit(f"{name}:{client_ip(request, settings.trust_forwarded_for)}")
+def _rate_limit(request: Request, name: str, client_id: str | None = None) -> None:
+    """Per IP, and per client id when given; past the limit an RFC 6749-shaped 429."""
+    key = f"{name}:{client_ip(request)}"
+    if client_id is not None:
+        # Bounded: the id is caller-supplied and may be anything up to the body limit.
+        key = f"{name}:client:{client_id[:64]}"
+    try:
+        _runtime(request).limiter.hit(key)
+    except RateLimited as exc:
+        error = OAuthError(
+            "rate_limited",
+            "Too many requests. Retry after the number of seconds in Retry-After.",
+            status_code=429,
+            headers=exc.headers,
+        )
+        if trip_throttle.first(key):
+            actor = Actor(ActorKind.CLIENT, client_id[:64] if client_id else None)
+            error.audit_event = rate_limit_event(actor, name)
+        raise error from None
+
+
+async def _failed(request: Request, exc: OAuthError, client_id: str | None) -> JSONResponse:
+    """The RFC 6749 answer; failed client authentication and limit trips are audited."""
+    event = getattr(exc, "audit_event", None)
+    if event is None and exc.error == "invalid_client":
+        cid = client_id[:64] if client_id else None
+        if trip_throttle.first(f"auth:{client_ip(request)}:{cid}"):
+            event = AuditEvent(
+                AuditAction.CLIENT_AUTH_FAILED,
+                Actor(ActorKind.CLIENT, cid),
+                Target("client", cid),
+                Outcome.FAILED,
+                {"endpoint": request.url.path},
+            )
+    if event is not None:
+        await record_detached(request.app.state.session_factory, event)
+    return _error(exc)
+
+
+def _claimed_client_id(request: Request, params: dict[str, str] | None) -> str | None:
+    """The client id a request claims (form or Basic), for limits and the audit log only."""
+    if params and params.get("client_id"):
+        return params["client_id"]
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return unquote_plus(decoded.partition(":")[0]) or None
+    return None
 
 
 _TOKEN_BODY: dict[str, Any] = {
@@ -224,10 +285,14 @@ def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
 async def token(request: Request) -> Response:
     # No dependencies on the hot path: FastAPI's dependency solving costs more than the HMAC.
     service = _runtime(request).service
-    _rate_limit(request, "token")
+    claimed: str | None = None
     headers = _NO_STORE
     try:
+        _rate_limit(request, "token")
         params = await _params(request)
+        claimed = _claimed_client_id(request, params)
+        if claimed is not None:
+            _rate_limit(request, "token", claimed)
         auth = _client_auth(request, params)
         client = await service.authenticate(auth)
         cnf = None
@@ -244,7 +309,7 @@ async def token(request: Request) -> Response:
         else:
             body = service.issue(client, params, cnf)
     except OAuthError as exc:
-        return _error(exc)
+        return await _failed(request, exc, claimed)
     return JSONResponse(body, headers=headers)
 
 
@@ -288,15 +353,17 @@ _TOKEN_PARAM_BODY: dict[str, Any] = {
 async def introspect(request: Request) -> Response:
     # Like the token endpoint: no dependency solving, cached client authentication.
     service = _runtime(request).service
-    _rate_limit(request, "introspect")
+    claimed: str | None = None
     try:
+        _rate_limit(request, "introspect")
         params = await _params(request)
+        claimed = _claimed_client_id(request, params)
         await service.authenticate(_client_auth(request, params))
         token_value = params.get("token")
         if not token_value:
             raise invalid_request("Missing token.")
     except OAuthError as exc:
-        return _error(exc)
+        return await _failed(request, exc, claimed)
     return JSONResponse(await service.introspect(token_value), headers=_NO_STORE)
 
 
@@ -318,16 +385,24 @@ router.add_api_route(
     responses=_OAUTH_ERRORS,
 )
 async def revoke(request: Request, service: OAuthServiceDep) -> Response:
-    _rate_limit(request, "revoke")
+    claimed: str | None = None
     try:
+        _rate_limit(request, "revoke")
         params = await _params(request)
+        claimed = _claimed_client_id(request, params)
         client = await service.authenticate(_client_auth(request, params))
         token_value = params.get("token")
         if not token_value:
             raise invalid_request("Missing token.")
     except OAuthError as exc:
-        return _error(exc)
-    await service.revoke(client, token_value)
+        return await _failed(request, exc, claimed)
+    jti = await service.revoke(client, token_value)
+    if jti is not None:
+        # No request transaction on the OAuth endpoints: the event is its own.
+        event = AuditEvent(
+            AuditAction.TOKEN_REVOKE, Actor(ActorKind.CLIENT, str(client.id)), Target("token", jti)
+        )
+        await record_detached(request.app.state.session_factory, event)
     return Response(status_code=200, headers=_NO_STORE)
 
 

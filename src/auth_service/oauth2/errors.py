@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 BASIC_CHALLENGE = 'Basic realm="auth_service"'
 
@@ -20,6 +21,8 @@ class OAuthError(Exception):
         self.description = description
         self.status_code = status_code
         self.headers = dict(headers or {})
+        # An audit event to record with the answer (auth_service.audit.AuditEvent), if any.
+        self.audit_event: Any = None
         super().__init__(f"{error}: {description}")
 
 

@@ -201,15 +201,18 @@ class OAuthService:
         token_type = "DPoP" if "cnf" in claims else "Bearer"
         return {"active": True, "token_type": token_type, **claims}
 
-    async def revoke(self, client: ClientCredentials, token: str) -> None:
-        """RFC 7009. A client may revoke only its own tokens; anything else is a silent no-op."""
+    async def revoke(self, client: ClientCredentials, token: str) -> str | None:
+        """RFC 7009. A client may revoke only its own tokens; anything else is a silent no-op.
+
+        The revoked token's `jti`, or None when nothing was revoked."""
         claims = self.codec.verify(token, audience=None)
         if claims is None or claims.get("client_id") != str(client.id):
-            return
+            return None
         remaining = int(claims["exp"]) - int(time.time())
         if remaining > 0:
             # Durable (PostgreSQL) before it returns; a failure is a 503, never a silent no-op.
             await self.revocations.revoke_token(str(claims["jti"]), ttl=remaining)
+        return str(claims["jti"])
 
     async def _revoked(self, jti: str) -> bool:
         # Fails closed (503) when the store cannot answer: never call a token active unchecked.

@@ -15,9 +15,12 @@ from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2
 
+from auth_service.audit import AuditAction, AuditEvent, Outcome, Target
+from auth_service.core.actor import Actor, ActorKind
 from auth_service.core.db import DbSession
 from auth_service.core.errors import Forbidden, Unauthorized
 from auth_service.core.security import Identity, resolve_identity
+from auth_service.rbac.constants import ADMIN_ROLE
 from auth_service.rbac.repository import AuthorizationRepository
 
 # auto_error=False: a missing token is our 401 body, not FastAPI's 403.
@@ -52,6 +55,15 @@ class Principal:
 
     def has(self, permission: str) -> bool:
         return permission in self.permissions
+
+    @property
+    def actor(self) -> Actor:
+        """This principal as the privilege ceiling and the audit log see it."""
+        kind = ActorKind.CLIENT if self.identity.kind == "client" else ActorKind.USER
+        # `admin` is the top of the hierarchy: it may grant any permission, custom ones too
+        # (which no role holds until granted), so its ceiling is unbounded.
+        ceiling = None if ADMIN_ROLE in self.roles else self.permissions
+        return Actor(kind, self.subject, self.roles, ceiling)
 
 
 async def get_principal(
@@ -98,7 +110,7 @@ def require_permission(*permissions: str) -> Callable[..., Awaitable[Principal]]
     """Dependency factory: the caller must hold every permission named."""
     needed = frozenset(permissions)
 
-    async def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(request: Request, principal: CurrentPrincipal) -> Principal:
         missing = needed - principal.permissions
         if missing:
             raise Forbidden(
@@ -106,11 +118,56 @@ def require_permission(*permissions: str) -> Callable[..., Awaitable[Principal]]
                 code="insufficient_permissions",
                 details={"required": sorted(needed)},
             )
+        await require_admin_assurance(request, principal)
         return principal
 
     # Shown in OpenAPI through the endpoint's description (see `permission_doc`).
     dependency.__doc__ = f"Requires: {', '.join(sorted(needed))}"
     return dependency
+
+
+class MfaRequired(Forbidden):
+    code = "mfa_required"
+    message = "Admin endpoints need a multi-factor (aal2) session for this account."
+
+
+_STEP_UP = (
+    "Step up: POST /auth/users/mfa/challenge, then /auth/users/mfa/verify, and call again with"
+    " the aal2 access token it returns."
+)
+_ENROLL = (
+    "Enroll a TOTP factor (POST /auth/users/mfa/enroll), verify it, and call again with the"
+    " aal2 access token."
+)
+
+
+async def require_admin_assurance(request: Request, principal: Principal) -> None:
+    """A human on an admin endpoint needs aal2 when they have a verified factor, or always
+    with ADMIN_REQUIRE_MFA. Machine clients are not affected."""
+    if principal.identity.kind != "user":
+        return
+    aal = principal.identity.claims.get("aal")
+    if aal == "aal2":
+        return
+    hint: str | None = None
+    if request.app.state.settings.admin_require_mfa:
+        hint = _ENROLL
+    factor_check = getattr(request.app.state, "factor_check", None)
+    if factor_check is not None and await factor_check.has_verified_factor(
+        principal.identity.subject
+    ):
+        hint = _STEP_UP
+    if hint is None:
+        return
+    error = MfaRequired(details={"current_aal": str(aal or "aal1"), "hint": hint})
+    error.audit_event = AuditEvent(
+        AuditAction.MFA_REQUIRED,
+        principal.actor,
+        Target("endpoint", request.url.path[:128]),
+        Outcome.DENIED,
+        {"current_aal": str(aal or "aal1")},
+    )
+    raise error
 
 
 class PermissionDoc(TypedDict):

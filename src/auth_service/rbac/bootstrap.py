@@ -8,7 +8,10 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth_service import audit
+from auth_service.audit import AuditAction, AuditEvent, Target
 from auth_service.config import Settings
+from auth_service.core.actor import SYSTEM
 from auth_service.rbac.constants import ADMIN_ROLE, CORE_PERMISSIONS, CORE_ROLES
 from auth_service.rbac.repository import (
     AssignmentRepository,
@@ -84,5 +87,9 @@ async def bootstrap_initial_admin(
         return None
     async with session_factory.begin() as session:
         await ensure_admin_user(session, user_id)
+        await audit.record(
+            session,
+            AuditEvent(AuditAction.RBAC_BOOTSTRAP, SYSTEM, Target("user", str(user_id))),
+        )
     logger.info("initial admin ensured", extra={"user_id": str(user_id)})
     return user_id

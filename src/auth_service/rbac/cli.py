@@ -15,10 +15,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service import audit
+from auth_service.audit import AuditAction, AuditEvent, Target
 from auth_service.cli_support import add_json_flag, emit, run_in_session
 from auth_service.clients.endpoints import client_read
 from auth_service.clients.service import ClientService
 from auth_service.config import Settings
+from auth_service.core.actor import OPERATOR
 from auth_service.core.db import create_engine, create_session_factory
 from auth_service.rbac.bootstrap import seed_core_rbac
 from auth_service.rbac.errors import RoleNotFound
@@ -256,6 +259,15 @@ async def _assign_role(settings: Settings, user_id: uuid.UUID, role: str) -> dic
             # The operator vouches for the user id; there may be no Supabase to ask.
             await ProfileLookupRepository(session).ensure(user_id)
             assigned_at = await AssignmentRepository(session).assign_role(user_id, role_id)
+            await audit.record(
+                session,
+                AuditEvent(
+                    AuditAction.USER_ROLE_ASSIGN,
+                    OPERATOR,
+                    Target("user", str(user_id)),
+                    details={"role": role},
+                ),
+            )
         return {"user_id": str(user_id), "role": role, "assigned_at": assigned_at.isoformat()}
     finally:
         await engine.dispose()

@@ -13,6 +13,7 @@ CORE_PERMISSIONS: dict[str, str] = {
     "users:write": "Assign roles to users and delete users.",
     "tokens:exchange": "Exchange a user's access token for one to call another service on their"
     " behalf (RFC 8693 token exchange).",
+    "audit:read": "Read the audit log.",
 }
 
 ADMIN_ROLE = "admin"

@@ -15,7 +15,12 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from auth_service.core.db import DbSession
 from auth_service.core.pagination import Limit, Offset
 from auth_service.core.ratelimit import DefaultRateLimit
-from auth_service.rbac.authorization import Principal, permission_doc, require_permission
+from auth_service.rbac.authorization import (
+    CurrentPrincipal,
+    Principal,
+    permission_doc,
+    require_permission,
+)
 from auth_service.rbac.schemas import (
     ErrorBody,
     Page,
@@ -33,9 +38,12 @@ from auth_service.rbac.service import RbacService
 router = APIRouter(prefix="/auth/admin", dependencies=[DefaultRateLimit])
 
 
-def get_rbac_service(request: Request, session: DbSession) -> RbacService:
+def get_rbac_service(
+    request: Request, session: DbSession, principal: CurrentPrincipal
+) -> RbacService:
     # None when Supabase isn't configured: then only existing profiles count as users.
-    return RbacService(session, getattr(request.app.state, "identity_provider", None))
+    provider = getattr(request.app.state, "identity_provider", None)
+    return RbacService(session, provider, actor=principal.actor)
 
 
 Rbac = Annotated[RbacService, Depends(get_rbac_service)]
@@ -58,9 +66,13 @@ Force = Annotated[
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         401: "Missing, invalid or expired bearer token.",
-        403: "The token's subject lacks the required permission.",
+        403: "`insufficient_permissions`: the token's subject lacks the required permission."
+        " `privilege_ceiling`: the change would hand out, or act on, permissions or roles the"
+        " caller does not hold itself; `details` names them (see docs/rbac.md)."
+        " `mfa_required`: a human admin must step up to aal2 first.",
         404: "Not found (see `error` for which).",
-        409: "Conflict (see `error` and `message`).",
+        409: "Conflict (see `error` and `message`); `core_grant_protected` for the admin"
+        " role's core permissions, `last_admin` when the last holder of admin would lose it.",
         422: "Malformed request; `details` says which field and why.",
     }
     return {code: {"model": ErrorBody, "description": text[code]} for code in (401, 403, *codes)}
@@ -283,7 +295,7 @@ async def grant_permission(
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["rbac: assignments"],
     summary="Revoke a permission from a role",
-    responses=_errors(404, 422),
+    responses=_errors(404, 409, 422),
     **permission_doc(
         "roles:write",
         description="404 `assignment_not_found` when the role does not hold the permission.",
@@ -339,7 +351,7 @@ async def assign_user_role(
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["rbac: assignments"],
     summary="Remove a role from a user",
-    responses=_errors(404, 422),
+    responses=_errors(404, 409, 422),
     **permission_doc(
         "users:write",
         description="404 `assignment_not_found` when the user does not hold the role. Takes"

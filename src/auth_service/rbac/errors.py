@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auth_service.core.errors import Conflict, NotFound, ValidationFailed
+from auth_service.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from auth_service.rbac.constants import PERMISSION_NAME_RULE, ROLE_NAME_RULE
 
 
@@ -77,3 +77,42 @@ class InvalidPermissionName(InvalidName):
 class InvalidRoleName(InvalidName):
     kind = "role_name"
     rule = ROLE_NAME_RULE
+
+
+# --- privilege ceiling (issue 9) ---------------------------------------------------------
+
+
+class PrivilegeCeiling(Forbidden):
+    """The caller tried to hand out, or act on, more than it holds itself."""
+
+    code = "privilege_ceiling"
+    message = "You can only grant, or act on, permissions and roles you hold yourself."
+
+    def __init__(
+        self, *, missing_permissions: list[str], missing_roles: list[str] | None = None
+    ) -> None:
+        parts = []
+        if missing_permissions:
+            parts.append("permissions " + ", ".join(missing_permissions))
+        if missing_roles:
+            parts.append("roles " + ", ".join(missing_roles))
+        super().__init__(
+            f"{self.message} Missing: {'; '.join(parts)}.",
+            details={
+                "missing_permissions": missing_permissions,
+                "missing_roles": missing_roles or [],
+            },
+        )
+
+
+class CoreGrantProtected(Conflict):
+    code = "core_grant_protected"
+    message = "The admin role's core permissions cannot be revoked."
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+    message = (
+        "This is the last user or client holding the admin role; assign admin to another"
+        " principal first."
+    )

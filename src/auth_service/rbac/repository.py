@@ -269,3 +269,58 @@ class ProfileLookupRepository:
     async def ensure(self, user_id: uuid.UUID) -> None:
         """Create an empty profile for a user the identity provider knows."""
         await self.session.execute(insert(Profile).values(user_id=user_id).on_conflict_do_nothing())
+
+
+class CeilingRepository:
+    """What the privilege ceiling asks: which permissions a role, client or user carries."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def permissions_of_roles(self, role_ids: Iterable[uuid.UUID]) -> frozenset[str]:
+        ids = list(role_ids)
+        if not ids:
+            return frozenset()
+        rows = await self.session.scalars(
+            select(Permission.name)
+            .join(RolePermission, RolePermission.permission_id == Permission.id)
+            .where(RolePermission.role_id.in_(ids))
+        )
+        return frozenset(rows.all())
+
+    async def roles_of_client(self, client_id: uuid.UUID) -> dict[uuid.UUID, str]:
+        rows = await self.session.execute(
+            select(Role.id, Role.name)
+            .join(AppClientRole, AppClientRole.role_id == Role.id)
+            .where(AppClientRole.client_id == client_id)
+        )
+        return {role_id: name for role_id, name in rows}  # noqa: C416 - Row to tuple
+
+    async def roles_of_user(self, user_id: uuid.UUID) -> dict[uuid.UUID, str]:
+        rows = await self.session.execute(
+            select(Role.id, Role.name)
+            .join(UserRole, UserRole.role_id == Role.id)
+            .where(UserRole.user_id == user_id)
+        )
+        return {role_id: name for role_id, name in rows}  # noqa: C416 - Row to tuple
+
+    async def lock_role_holders(self, role_id: uuid.UUID) -> int:
+        """How many users and active clients hold the role, locking those rows.
+
+        FOR UPDATE on the assignment rows serialises two concurrent removals of the last two
+        admins: the second one waits, then sees one holder left.
+        """
+        users = (
+            await self.session.scalars(
+                select(UserRole.user_id).where(UserRole.role_id == role_id).with_for_update()
+            )
+        ).all()
+        clients = (
+            await self.session.scalars(
+                select(AppClientRole.client_id)
+                .join(AppClient, AppClient.id == AppClientRole.client_id)
+                .where(AppClientRole.role_id == role_id, AppClient.is_active.is_(True))
+                .with_for_update(of=AppClientRole)
+            )
+        ).all()
+        return len(users) + len(clients)

@@ -11,10 +11,15 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service import audit
+from auth_service.audit import AuditAction, AuditEvent, Target
+from auth_service.core.actor import OPERATOR, Actor
 from auth_service.identity.port import IdentityUser
-from auth_service.rbac.constants import CORE_PERMISSIONS, CORE_ROLES
+from auth_service.rbac.ceiling import PrivilegeCeilingGuard
+from auth_service.rbac.constants import ADMIN_ROLE, CORE_PERMISSIONS, CORE_ROLES
 from auth_service.rbac.errors import (
     AssignmentNotFound,
+    CoreGrantProtected,
     CorePermissionProtected,
     CoreRoleProtected,
     PermissionInUse,
@@ -63,7 +68,19 @@ class UserDirectory(Protocol):
 
 
 class RbacService:
-    def __init__(self, session: AsyncSession, users: UserDirectory | None = None) -> None:
+    """`actor` is who calls: endpoints pass the principal's actor (bounded by the privilege
+    ceiling); operator commands keep the default, `OPERATOR` (unbounded, still audited)."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        users: UserDirectory | None = None,
+        *,
+        actor: Actor = OPERATOR,
+    ) -> None:
+        self.session = session
+        self.actor = actor
+        self.ceiling = PrivilegeCeilingGuard(session, actor)
         self.roles = RoleRepository(session)
         self.permissions = PermissionRepository(session)
         self.assignments = AssignmentRepository(session)
@@ -86,6 +103,13 @@ class RbacService:
             raise PermissionNotFound(f"No permission named {ref!r}.")
         return found
 
+    async def _audit(
+        self, action: AuditAction, target: Target, details: dict[str, object] | None = None
+    ) -> None:
+        await audit.record(
+            self.session, AuditEvent(action, self.actor, target, details=details or {})
+        )
+
     # --- roles ---------------------------------------------------------------------------
 
     async def list_roles(
@@ -104,6 +128,7 @@ class RbacService:
         role = await self.roles.create(data.name, data.description)
         if role is None:
             raise RoleNameTaken(details={"name": data.name})
+        await self._audit(AuditAction.ROLE_CREATE, _role(role))
         return role
 
     async def update_role(self, role_id: uuid.UUID, data: RoleWrite) -> Role:
@@ -113,12 +138,15 @@ class RbacService:
             raise CoreRoleProtected()
         if not await self.roles.update(role, data.name, data.description):
             raise RoleNameTaken(details={"name": data.name})
+        await self._audit(AuditAction.ROLE_UPDATE, _role(role))
         return role
 
     async def delete_role(self, role_id: uuid.UUID, *, force: bool) -> None:
         role = await self.get_role(role_id)
         if role.name in CORE_ROLES:
             raise CoreRoleProtected()
+        # Deleting a role takes its permissions from every holder: only for who holds them.
+        await self.ceiling.check_roles({role.id: role.name}, AuditAction.ROLE_DELETE, _role(role))
         if not force:
             holders = await self.roles.holder_count(role.id)
             if holders:
@@ -129,6 +157,7 @@ class RbacService:
                 )
         # Assignments and grants go with it (ON DELETE CASCADE).
         await self.roles.delete(role)
+        await self._audit(AuditAction.ROLE_DELETE, _role(role), {"force": force})
 
     # --- permissions ---------------------------------------------------------------------
 
@@ -150,6 +179,7 @@ class RbacService:
         permission = await self.permissions.create(data.name, data.description)
         if permission is None:
             raise PermissionNameTaken(details={"name": data.name})
+        await self._audit(AuditAction.PERMISSION_CREATE, _permission(permission))
         return permission
 
     async def update_permission(
@@ -161,12 +191,16 @@ class RbacService:
             raise CorePermissionProtected()
         if not await self.permissions.update(permission, data.name, data.description):
             raise PermissionNameTaken(details={"name": data.name})
+        await self._audit(AuditAction.PERMISSION_UPDATE, _permission(permission))
         return permission
 
     async def delete_permission(self, permission_id: uuid.UUID, *, force: bool) -> None:
         permission = await self.get_permission(permission_id)
         if permission.name in CORE_PERMISSIONS:
             raise CorePermissionProtected()
+        self.ceiling.check_permission(
+            permission.name, AuditAction.PERMISSION_DELETE, _permission(permission)
+        )
         if not force:
             grants = await self.permissions.grant_count(permission.id)
             if grants:
@@ -176,6 +210,7 @@ class RbacService:
                     details={"grants": grants},
                 )
         await self.permissions.delete(permission)
+        await self._audit(AuditAction.PERMISSION_DELETE, _permission(permission), {"force": force})
 
     # --- role -> permission --------------------------------------------------------------
 
@@ -186,7 +221,13 @@ class RbacService:
         # Key-share locks: neither row can be deleted before this grant commits.
         role = await self.get_role(role_id, key_share_lock=True)
         permission = await self.get_permission(permission_id, key_share_lock=True)
+        self.ceiling.check_permission(
+            permission.name, AuditAction.ROLE_PERMISSION_GRANT, _role(role)
+        )
         assigned_at = await self.assignments.grant_permission(role.id, permission.id)
+        await self._audit(
+            AuditAction.ROLE_PERMISSION_GRANT, _role(role), {"permission": permission.name}
+        )
         return RolePermissionAssignment(
             role=RoleRef.model_validate(role),
             permission=PermissionRef.model_validate(permission),
@@ -196,8 +237,16 @@ class RbacService:
     async def revoke_permission(self, role_id: uuid.UUID, permission_id: uuid.UUID) -> None:
         role = await self.get_role(role_id)
         permission = await self.get_permission(permission_id)
+        if role.name == ADMIN_ROLE and permission.name in CORE_PERMISSIONS:
+            raise CoreGrantProtected()
+        self.ceiling.check_permission(
+            permission.name, AuditAction.ROLE_PERMISSION_REVOKE, _role(role)
+        )
         if not await self.assignments.revoke_permission(role.id, permission.id):
             raise AssignmentNotFound("The role does not hold that permission.")
+        await self._audit(
+            AuditAction.ROLE_PERMISSION_REVOKE, _role(role), {"permission": permission.name}
+        )
 
     async def permissions_of_role(self, role_id: uuid.UUID) -> RolePermissions:
         role = await self.get_role(role_id)
@@ -228,7 +277,10 @@ class RbacService:
         """Idempotent: assigning again returns the same body (with the original time)."""
         role = await self.get_role(role_id, key_share_lock=True)
         await self.require_user(user_id)
+        target = Target("user", str(user_id))
+        await self.ceiling.check_roles({role.id: role.name}, AuditAction.USER_ROLE_ASSIGN, target)
         assigned_at = await self.assignments.assign_role(user_id, role.id)
+        await self._audit(AuditAction.USER_ROLE_ASSIGN, target, {"role": role.name})
         return UserRoleAssignment(
             user_id=user_id, role=RoleRef.model_validate(role), assigned_at=assigned_at
         )
@@ -236,8 +288,13 @@ class RbacService:
     async def unassign_role(self, user_id: uuid.UUID, role_id: uuid.UUID) -> None:
         role = await self.get_role(role_id)
         await self.require_user(user_id)
+        target = Target("user", str(user_id))
+        await self.ceiling.check_roles({role.id: role.name}, AuditAction.USER_ROLE_REMOVE, target)
+        if role.id in await self.ceiling.holder_roles_of_user(user_id):
+            await self.ceiling.keep_an_admin(role.id, role.name)
         if not await self.assignments.unassign_role(user_id, role.id):
             raise AssignmentNotFound("The user does not hold that role.")
+        await self._audit(AuditAction.USER_ROLE_REMOVE, target, {"role": role.name})
 
     async def roles_of_user(self, user_id: uuid.UUID) -> UserRoles:
         await self.require_user(user_id)
@@ -251,3 +308,11 @@ class RbacService:
                 for r, assigned_at in rows
             ],
         )
+
+
+def _role(role: Role) -> Target:
+    return Target("role", str(role.id))
+
+
+def _permission(permission: Permission) -> Target:
+    return Target("permission", str(permission.id))

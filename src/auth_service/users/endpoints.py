@@ -19,6 +19,7 @@ from auth_service.core.ratelimit import DefaultRateLimit, RateLimiter, client_ip
 from auth_service.identity.errors import IdentityProviderNotConfigured
 from auth_service.identity.port import CallerContext, IdentityProvider, IdentitySession
 from auth_service.rbac.authorization import (
+    CurrentPrincipal,
     Principal,
     bearer_scheme,
     permission_doc,
@@ -94,7 +95,7 @@ def caller_context(request: Request) -> CallerContext:
     settings = _settings(request)
     if not settings.supabase_forward_client_ip:
         return CallerContext()
-    return CallerContext(ip=client_ip(request, settings.trust_forwarded_for))
+    return CallerContext(ip=client_ip(request))
 
 
 def get_user_service(
@@ -165,9 +166,11 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Rejected request (e.g. `redirect_not_allowed`, `invalid_oauth_state`).",
         401: "`invalid_credentials`, `invalid_token`, `otp_expired`, `invalid_refresh_token`, "
         "`mfa_verification_failed`.",
-        403: "`email_not_confirmed`, `insufficient_aal`, `insufficient_permissions`.",
+        403: "`email_not_confirmed`, `insufficient_aal`, `insufficient_permissions`,"
+        " `privilege_ceiling` (the user holds permissions or roles the caller does not),"
+        " `mfa_required` (a human admin must step up to aal2).",
         404: "`user_not_found`, `mfa_factor_not_found`.",
-        409: "`user_already_exists`, `username_taken`.",
+        409: "`user_already_exists`, `username_taken`, `last_admin`.",
         422: "`validation_error` or `weak_password` (details.reasons).",
         429: "`rate_limited`, with Retry-After.",
         503: "`identity_provider_unavailable`.",
@@ -243,7 +246,10 @@ async def magic_link(request: Request, body: EmailRequest, service: Users) -> Ac
     responses=_errors(401, 422, 429, 503),
     summary="Exchange an email OTP or token_hash for a session",
 )
-async def verify(body: VerifyRequest, service: Users) -> JSONResponse:
+async def verify(request: Request, body: VerifyRequest, service: Users) -> JSONResponse:
+    # Per account (or per link) too: spreading OTP guesses over many IPs does not help.
+    account = body.email or body.token_hash or body.token or ""
+    await limit_by_email(request, "rate_limit_login", "verify-account", account)
     session = await service.verify(
         type=body.type, email=body.email, token=body.token, token_hash=body.token_hash
     )
@@ -268,11 +274,14 @@ async def resend(request: Request, body: ResendRequest, service: Users) -> Accep
 @users.post(
     "/token/refresh",
     response_model=SessionResponse,
+    dependencies=[Depends(rate_limit("refresh", "rate_limit_refresh"))],
     responses=_errors(401, 422, 429, 503),
     summary="Rotate the refresh token for a new session",
 )
-async def refresh(body: RefreshRequest, service: Users) -> JSONResponse:
-    return _tokens(await service.refresh(body.refresh_token))
+async def refresh(request: Request, body: RefreshRequest, service: Users) -> JSONResponse:
+    token = body.refresh_token
+    await limit_by_email(request, "rate_limit_refresh", "refresh-token", token)
+    return _tokens(await service.refresh(token))
 
 
 @users.post(
@@ -463,7 +472,12 @@ async def mfa_challenge(
     responses=_errors(401, 404, 422, 429, 503),
     summary="Answer a challenge with a TOTP code; returns an aal2 session",
 )
-async def mfa_verify(body: MfaVerifyRequest, caller: CurrentCaller, service: Users) -> JSONResponse:
+async def mfa_verify(
+    request: Request, body: MfaVerifyRequest, caller: CurrentCaller, service: Users
+) -> JSONResponse:
+    # Per factor and per user: six digits must not be guessable from many IPs at once.
+    await limit_by_email(request, "rate_limit_mfa_verify", "mfa-factor", body.factor_id)
+    await limit_by_email(request, "rate_limit_mfa_verify", "mfa-user", str(caller.user_id))
     session = await service.mfa_verify(caller, body.factor_id, body.challenge_id, body.code)
     return _tokens(session)
 
@@ -501,9 +515,13 @@ async def mfa_unenroll(
 
 
 # --- admin --------------------------------------------------------------------------------------
-def get_admin_service(request: Request, session: DbSession) -> AdminUserService:
+def get_admin_service(
+    request: Request, session: DbSession, principal: CurrentPrincipal
+) -> AdminUserService:
     provider: IdentityProvider | None = getattr(request.app.state, "identity_provider", None)
-    return AdminUserService(provider, ProfileRepository(session))
+    return AdminUserService(
+        provider, ProfileRepository(session), request.app.state.revocations, actor=principal.actor
+    )
 
 
 AdminUsers = Annotated[AdminUserService, Depends(get_admin_service)]

@@ -13,6 +13,7 @@ from auth_service.identity.local.email import email_sender
 from auth_service.identity.local.oidc import OidcUpstreams, parse_oidc_providers
 from auth_service.identity.local.tokens import RingKeySource
 from auth_service.identity.supabase import SupabaseIdentityProvider
+from auth_service.users.factors import FactorCheck
 from auth_service.users.tokens import JwksCache, SupabaseTokenVerifier
 
 logger = logging.getLogger("auth_service.users")
@@ -22,6 +23,7 @@ async def startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     app.state.identity_provider = None
     app.state.user_token_verifier = None
+    app.state.factor_check = FactorCheck(None)
     name = settings.active_identity_provider
     app.state.identity_provider_name = name.value
     if name is IdentityProviderName.LOCAL:
@@ -57,9 +59,11 @@ async def _start_local(app: FastAPI, settings: Settings) -> None:
         jwks=RingKeySource(keys),
         hs256_secret=None,
         revocations=app.state.revocations,
+        max_lifetime_seconds=settings.access_token_max_lifetime_seconds,
     )
     app.state.identity_provider = provider
     app.state.user_token_verifier = verifier
+    app.state.factor_check = FactorCheck(provider, settings.admin_mfa_factor_cache_seconds)
     app.state.token_resolvers.append(verifier)
 
 
@@ -89,9 +93,11 @@ def _start_supabase(app: FastAPI, settings: Settings) -> None:
         jwks=jwks,
         hs256_secret=secret.get_secret_value() if secret else None,
         revocations=app.state.revocations,
+        max_lifetime_seconds=settings.access_token_max_lifetime_seconds,
     )
     app.state.identity_provider = provider
     app.state.user_token_verifier = verifier
+    app.state.factor_check = FactorCheck(provider, settings.admin_mfa_factor_cache_seconds)
     app.state.jwks_http = jwks_http
     app.state.token_resolvers.append(verifier)
 

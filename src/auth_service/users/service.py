@@ -10,15 +10,20 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from auth_service import audit
+from auth_service.audit import AuditAction, AuditEvent, Outcome, Target
+from auth_service.core.actor import OPERATOR, Actor, ActorKind
 from auth_service.core.db import UnitOfWork
 from auth_service.core.errors import AppError, Conflict, NotFound, ServiceUnavailable
+from auth_service.core.ratelimit import hashed
 from auth_service.identity import errors as identity_errors
 from auth_service.identity.port import (
     CallerContext,
@@ -32,7 +37,13 @@ from auth_service.identity.port import (
     ResendType,
     TotpEnrollment,
 )
+from auth_service.rbac.ceiling import PrivilegeCeilingGuard
 from auth_service.revocation.service import RevocationStore
+from auth_service.users.cutoffs import (
+    cut_off_refresh_session,
+    cut_off_user,
+    remember_refresh_session,
+)
 from auth_service.users.models import Profile
 from auth_service.users.repository import ProfileRepository
 
@@ -88,6 +99,16 @@ class AdminUserView:
     roles: list[str]
 
 
+def _session_id(access_token: str) -> str | None:
+    """The `session_id` claim of a token the provider just issued (not a trust decision)."""
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    value = claims.get("session_id")
+    return value if isinstance(value, str) else None
+
+
 def check_redirect(redirect_to: str | None, allow_list: list[str]) -> str | None:
     """`redirect_to` must share scheme and host with an allowed URL and sit under its path."""
     if redirect_to is None:
@@ -121,7 +142,42 @@ class UserService:
 
     async def _seen(self, session: IdentitySession) -> IdentitySession:
         await self.profiles.get_or_create(session.user.id)
+        session_id = _session_id(session.access_token)
+        if session_id and session.refresh_token:
+            await remember_refresh_session(self.revocations, session.refresh_token, session_id)
         return session
+
+    async def _audit(
+        self,
+        action: AuditAction,
+        user_id: uuid.UUID | str | None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A success, in the request's transaction."""
+        uid = str(user_id) if user_id else None
+        event = AuditEvent(
+            action, Actor(ActorKind.USER, uid), Target("user", uid), details=details or {}
+        )
+        await audit.record(self.profiles.session, event)
+
+    @contextlib.asynccontextmanager
+    async def _failure_audited(
+        self, action: AuditAction, user_id: uuid.UUID | None = None, email: str | None = None
+    ) -> AsyncIterator[None]:
+        """A failure is recorded by the error handler in a transaction of its own."""
+        try:
+            yield
+        except AppError as exc:
+            if exc.audit_event is None:
+                uid = str(user_id) if user_id else None
+                details: dict[str, Any] = {"reason": exc.code}
+                if email:
+                    # Correlates attempts on one account without storing the address.
+                    details["email_sha256"] = hashed(email)
+                exc.audit_event = AuditEvent(
+                    action, Actor(ActorKind.USER, uid), Target("user", uid), Outcome.FAILED, details
+                )
+            raise
 
     async def register(
         self,
@@ -133,9 +189,10 @@ class UserService:
         last_name: str | None,
         redirect_to: str | None,
     ) -> Registration:
-        result = await self.provider.sign_up(
-            email, password, data={}, redirect_to=redirect_to, ctx=self.ctx
-        )
+        async with self._failure_audited(AuditAction.USER_REGISTER, email=email):
+            result = await self.provider.sign_up(
+                email, password, data={}, redirect_to=redirect_to, ctx=self.ctx
+            )
         if result.obfuscated:
             # The email already has a pending account; answer exactly as for a new one.
             return Registration(user=None, session=None)
@@ -143,6 +200,7 @@ class UserService:
             await self.profiles.create(
                 result.user.id, username=username, first_name=first_name, last_name=last_name
             )
+            await self._audit(AuditAction.USER_REGISTER, result.user.id)
             # The Supabase account already exists: commit our half now, while a failure can
             # still be undone upstream, instead of after the response has been decided.
             await self.uow.commit()
@@ -163,9 +221,10 @@ class UserService:
             logger.error("registration rollback failed upstream", extra={"user_id": str(user_id)})
 
     async def login(self, email: str, password: str) -> IdentitySession:
-        return await self._seen(
-            await self.provider.sign_in_with_password(email, password, ctx=self.ctx)
-        )
+        async with self._failure_audited(AuditAction.USER_LOGIN, email=email):
+            session = await self.provider.sign_in_with_password(email, password, ctx=self.ctx)
+        await self._audit(AuditAction.USER_LOGIN, session.user.id, {"method": "password"})
+        return await self._seen(session)
 
     async def send_magic_link(
         self, email: str, *, create_user: bool, redirect_to: str | None
@@ -180,16 +239,24 @@ class UserService:
     async def verify(
         self, *, type: OtpType, email: str | None, token: str | None, token_hash: str | None
     ) -> IdentitySession:
-        session = await self.provider.verify_otp(
-            type=type, email=email, token=token, token_hash=token_hash, ctx=self.ctx
-        )
+        async with self._failure_audited(AuditAction.USER_LOGIN, email=email):
+            session = await self.provider.verify_otp(
+                type=type, email=email, token=token, token_hash=token_hash, ctx=self.ctx
+            )
+        await self._audit(AuditAction.USER_LOGIN, session.user.id, {"method": f"otp:{type}"})
         return await self._seen(session)
 
     async def resend(self, *, type: ResendType, email: str, redirect_to: str | None) -> None:
         await self.provider.resend(type=type, email=email, redirect_to=redirect_to, ctx=self.ctx)
 
     async def refresh(self, refresh_token: str) -> IdentitySession:
-        return await self._seen(await self.provider.refresh(refresh_token, ctx=self.ctx))
+        try:
+            session = await self.provider.refresh(refresh_token, ctx=self.ctx)
+        except identity_errors.RefreshTokenReused:
+            # Upstream revoked the session; its access tokens stop working here at once.
+            await cut_off_refresh_session(self.revocations, refresh_token)
+            raise
+        return await self._seen(session)
 
     async def logout(self, caller: Caller, scope: LogoutScope) -> None:
         """Deny the token's session (or every session) locally until exp, then revoke upstream.
@@ -206,11 +273,15 @@ class UserService:
             await self.revocations.revoke_session(str(session_id), ttl=ttl)
         if scope == "global":
             await self._cut_off(caller, now)
+        await self._audit(AuditAction.USER_LOGOUT, caller.user_id, {"scope": scope})
         with contextlib.suppress(identity_errors.SessionNotFound):  # already gone upstream
             await self.provider.sign_out(caller.access_token, scope=scope, ctx=self.ctx)
 
     async def reset_password(self, email: str, redirect_to: str | None) -> None:
-        await self.provider.reset_password(email, redirect_to=redirect_to, ctx=self.ctx)
+        async with self._failure_audited(AuditAction.USER_PASSWORD_RESET, email=email):
+            await self.provider.reset_password(email, redirect_to=redirect_to, ctx=self.ctx)
+        # No user id: whether the email exists stays unknown, in the log too.
+        await self._audit(AuditAction.USER_PASSWORD_RESET, None, {"email_sha256": hashed(email)})
 
     async def _cut_off(self, caller: Caller, now: float, *, keep_current: bool = False) -> None:
         """Refuse every token of the user issued up to now (optionally sparing this session)."""
@@ -226,7 +297,9 @@ class UserService:
         )
 
     async def update_password(self, caller: Caller, password: str) -> None:
-        await self.provider.update_password(caller.access_token, password, ctx=self.ctx)
+        async with self._failure_audited(AuditAction.USER_PASSWORD_UPDATE, caller.user_id):
+            await self.provider.update_password(caller.access_token, password, ctx=self.ctx)
+        await self._audit(AuditAction.USER_PASSWORD_UPDATE, caller.user_id)
         # Supabase signs the user's other sessions out; make their access tokens stop too.
         await self._cut_off(caller, time.time(), keep_current=True)
 
@@ -251,14 +324,20 @@ class UserService:
         )
 
     async def oauth_callback(self, auth_code: str, code_verifier: str) -> IdentitySession:
-        return await self._seen(
-            await self.provider.exchange_code(auth_code, code_verifier, ctx=self.ctx)
-        )
+        async with self._failure_audited(AuditAction.USER_LOGIN):
+            session = await self.provider.exchange_code(auth_code, code_verifier, ctx=self.ctx)
+        await self._audit(AuditAction.USER_LOGIN, session.user.id, {"method": "oauth"})
+        return await self._seen(session)
 
     async def mfa_enroll(self, caller: Caller, friendly_name: str | None) -> TotpEnrollment:
-        return await self.provider.mfa_enroll(
-            caller.access_token, friendly_name=friendly_name, ctx=self.ctx
+        async with self._failure_audited(AuditAction.USER_MFA_ENROLL, caller.user_id):
+            enrollment = await self.provider.mfa_enroll(
+                caller.access_token, friendly_name=friendly_name, ctx=self.ctx
+            )
+        await self._audit(
+            AuditAction.USER_MFA_ENROLL, caller.user_id, {"factor": enrollment.factor_id}
         )
+        return enrollment
 
     async def mfa_challenge(self, caller: Caller, factor_id: str) -> MfaChallenge:
         return await self.provider.mfa_challenge(caller.access_token, factor_id, ctx=self.ctx)
@@ -266,22 +345,36 @@ class UserService:
     async def mfa_verify(
         self, caller: Caller, factor_id: str, challenge_id: str, code: str
     ) -> IdentitySession:
-        session = await self.provider.mfa_verify(
-            caller.access_token, factor_id, challenge_id=challenge_id, code=code, ctx=self.ctx
-        )
+        async with self._failure_audited(AuditAction.USER_MFA_VERIFY, caller.user_id):
+            session = await self.provider.mfa_verify(
+                caller.access_token, factor_id, challenge_id=challenge_id, code=code, ctx=self.ctx
+            )
+        await self._audit(AuditAction.USER_MFA_VERIFY, caller.user_id, {"factor": factor_id})
         return await self._seen(session)
 
     async def mfa_factors(self, caller: Caller) -> list[MfaFactor]:
         return await self.provider.mfa_list_factors(caller.access_token, ctx=self.ctx)
 
     async def mfa_unenroll(self, caller: Caller, factor_id: str) -> None:
-        await self.provider.mfa_unenroll(caller.access_token, factor_id, ctx=self.ctx)
+        async with self._failure_audited(AuditAction.USER_MFA_UNENROLL, caller.user_id):
+            await self.provider.mfa_unenroll(caller.access_token, factor_id, ctx=self.ctx)
+        await self._audit(AuditAction.USER_MFA_UNENROLL, caller.user_id, {"factor": factor_id})
 
 
 class AdminUserService:
-    def __init__(self, provider: IdentityProvider | None, profiles: ProfileRepository) -> None:
+    def __init__(
+        self,
+        provider: IdentityProvider | None,
+        profiles: ProfileRepository,
+        revocations: RevocationStore | None = None,
+        *,
+        actor: Actor = OPERATOR,
+    ) -> None:
         self.provider = provider
         self.profiles = profiles
+        self.revocations = revocations
+        self.actor = actor
+        self.ceiling = PrivilegeCeilingGuard(profiles.session, actor)
 
     async def get(self, user_id: uuid.UUID) -> AdminUserView:
         identity = await self.provider.admin_get_user(user_id) if self.provider else None
@@ -296,13 +389,27 @@ class AdminUserService:
         )
 
     async def delete(self, user_id: uuid.UUID) -> None:
-        """Our rows first (rolled back if the upstream delete fails), then the Supabase user."""
+        """Our rows first (rolled back if the upstream delete fails), then the Supabase user.
+
+        The user's outstanding access tokens are cut off at once."""
+        await self.ceiling.check_user(user_id, AuditAction.USER_DELETE)
+        await self.ceiling.keep_an_admin_without(await self.ceiling.holder_roles_of_user(user_id))
         had_profile = await self.profiles.delete(user_id)
         await self.profiles.delete_role_assignments(user_id)
         if self.provider is None:
             if not had_profile:
                 raise UserNotFound()
+            await self._deleted(user_id)
             return
         if not had_profile and await self.provider.admin_get_user(user_id) is None:
             raise UserNotFound()
+        await self._deleted(user_id)
         await self.provider.admin_delete_user(user_id)
+
+    async def _deleted(self, user_id: uuid.UUID) -> None:
+        target = Target("user", str(user_id))
+        await audit.record(
+            self.profiles.session, AuditEvent(AuditAction.USER_DELETE, self.actor, target)
+        )
+        if self.revocations is not None:
+            await cut_off_user(self.revocations, user_id)

@@ -38,6 +38,33 @@ revoked_session_key = session_key
 revoked_user_key = user_key
 
 
+# Claims we read, with the JSON type they must have (issue 9: a wrong type is refused).
+_CLAIM_TYPES: dict[str, type | tuple[type, ...]] = {
+    "sub": str,
+    "session_id": str,
+    "aal": str,
+    "email": str,
+    "role": str,
+    "is_anonymous": bool,
+    "amr": list,
+    "roles": list,
+    "permissions": list,
+}
+
+
+def _well_typed(claims: Mapping[str, Any], max_lifetime: int) -> bool:
+    for name, kind in _CLAIM_TYPES.items():
+        if name in claims and not isinstance(claims[name], kind):
+            return False
+    exp, iat = claims["exp"], claims["iat"]
+    if isinstance(exp, bool) or isinstance(iat, bool):
+        return False
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+        return False
+    # A token that lives longer than the configured cap was not minted under our policy.
+    return exp - iat <= max_lifetime
+
+
 def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Header and claims without verification, for routing only; jwt.decode checks everything.
 
@@ -131,11 +158,13 @@ class SupabaseTokenVerifier:
         jwks: KeySource | None,
         hs256_secret: str | None,
         revocations: RevocationStore,
+        max_lifetime_seconds: int = 86_400,
     ) -> None:
         self.issuer = issuer
         self.jwks = jwks
         self.hs256_secret = hs256_secret
         self.revocations = revocations
+        self.max_lifetime = max_lifetime_seconds
 
     async def verify(self, token: str) -> dict[str, Any] | None:
         peeked = _peek(token)
@@ -170,6 +199,8 @@ class SupabaseTokenVerifier:
             )
             uuid.UUID(str(claims["sub"]))
         except (jwt.PyJWTError, ValueError):
+            return None
+        if not _well_typed(claims, self.max_lifetime):
             return None
         if await self._revoked(claims):
             return None

@@ -53,7 +53,7 @@ _CODE_MAP: dict[str, type[AppError]] = {
     "invalid_credentials": errors.InvalidCredentials,
     "email_not_confirmed": errors.EmailNotConfirmed,
     "otp_expired": errors.OtpExpired,
-    "refresh_token_already_used": errors.InvalidRefreshToken,
+    "refresh_token_already_used": errors.RefreshTokenReused,
     "refresh_token_not_found": errors.InvalidRefreshToken,
     "session_not_found": errors.SessionNotFound,
     "session_expired": errors.SessionNotFound,
@@ -120,6 +120,7 @@ def _user(user: User) -> IdentityUser:
         created_at=user.created_at,
         last_sign_in_at=user.last_sign_in_at,
         user_metadata=dict(user.user_metadata or {}),
+        has_verified_factor=any(f.status == "verified" for f in user.factors or []),
     )
 
 
