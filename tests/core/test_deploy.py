@@ -28,7 +28,6 @@ from auth_service.core.metrics import Metrics
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 FIELDS = {name.upper() for name in Settings.model_fields}
-# TRUSTED_PROXIES comes with issue 9 (trusted proxy CIDRs); drop this once it is a Settings field.
 # What `kubectl apply -k` / the deploy workflow renders; everything else in k8s/ hangs off these.
 ENTRY_POINTS = ["overlays/eks", "overlays/eks/migration", "overlays/dev", "cluster"]
 # In k8s/ but deliberately outside every kustomization, each for its reason.
