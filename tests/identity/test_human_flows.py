@@ -252,7 +252,9 @@ async def test_password_reset_for_unknown_email_answers_alike(human: Human) -> N
 async def test_totp_enroll_challenge_verify_aal2_and_unenroll(human: Human) -> None:
     c = human.client
     await register_user(c, "mfa@example.com")
-    aal1 = (await login_user(c, "mfa@example.com"))["access_token"]
+    first = await login_user(c, "mfa@example.com")
+    assert (first["aal"], first["next_aal"]) == ("aal1", "aal1")  # nothing to step up to yet
+    aal1 = first["access_token"]
     enrolled = await c.post(
         "/auth/users/mfa/enroll", json={"friendly_name": "phone"}, headers=bearer(aal1)
     )
@@ -286,6 +288,7 @@ async def test_totp_enroll_challenge_verify_aal2_and_unenroll(human: Human) -> N
     assert verified.status_code == 200, verified.text
     aal2 = verified.json()["access_token"]
     assert claims(aal2)["aal"] == "aal2"
+    assert (verified.json()["aal"], verified.json()["next_aal"]) == ("aal2", "aal2")
     methods = [entry["method"] for entry in claims(aal2)["amr"]]  # type: ignore[attr-defined]
     assert "totp" in methods
     assert "password" in methods
@@ -294,7 +297,10 @@ async def test_totp_enroll_challenge_verify_aal2_and_unenroll(human: Human) -> N
     assert [(f["id"], f["status"]) for f in listed] == [(factor_id, "verified")]
 
     # Another (aal1) session of the same user may not remove a verified factor.
-    other = (await login_user(c, "mfa@example.com"))["access_token"]
+    stepped = await login_user(c, "mfa@example.com")
+    # The login says a verified factor requires step-up, so a frontend knows to challenge.
+    assert (stepped["aal"], stepped["next_aal"]) == ("aal1", "aal2")
+    other = stepped["access_token"]
     assert claims(other)["aal"] == "aal1"
     refused = await c.delete(f"/auth/users/mfa/factors/{factor_id}", headers=bearer(other))
     assert_error(refused, 403, "insufficient_aal")

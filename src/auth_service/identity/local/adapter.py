@@ -219,12 +219,16 @@ class LocalIdentityProvider:
             "permissions": list(rbac.get("permissions", [])),
         }
         token = self.keys.ring.sign(claims)
+        # As supabase-js's getAuthenticatorAssuranceLevel: aal2 is reachable once a factor is.
+        verified = await repo.has_verified_factor(user.id)
         return IdentitySession(
             access_token=token,
             refresh_token=refresh_token,
             expires_in=ttl,
             expires_at=now + ttl,
             user=_identity_user(user),
+            aal=session.aal,
+            next_aal="aal2" if verified else session.aal,
         )
 
     async def _start_session(
