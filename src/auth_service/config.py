@@ -161,6 +161,8 @@ class Settings(BaseSettings):
     smtp_sender: str = "auth-service@localhost"
     smtp_starttls: bool = True
     smtp_timeout_seconds: float = 10.0
+    # CA certificates (PEM) the SMTP server's certificate must chain to. Unset: system store.
+    smtp_ca_file: str | None = None
     oidc_providers: str | None = None
 
     # --- rate limits (slowapi / limits syntax) -------------------------------------------
