@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     mfa_challenge_ttl_seconds: int = 300
     login_lockout_threshold: int = 5
     login_lockout_max_failures_per_hour: int = 100
+    # How often expired OAuth flows, email tokens and MFA challenges are deleted (bounded batches).
+    local_prune_interval_seconds: float = Field(default=300.0, gt=0)
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_username: str | None = None
@@ -161,6 +163,8 @@ class Settings(BaseSettings):
     smtp_sender: str = "auth-service@localhost"
     smtp_starttls: bool = True
     smtp_timeout_seconds: float = 10.0
+    # CA certificates (PEM) the SMTP server's certificate must chain to. Unset: system store.
+    smtp_ca_file: str | None = None
     oidc_providers: str | None = None
 
     # --- rate limits (slowapi / limits syntax) -------------------------------------------

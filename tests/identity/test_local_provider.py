@@ -430,29 +430,3 @@ async def test_social_sign_in_ends_with_a_session_through_the_pkce_callback(
         # Our one-time code cannot be exchanged twice.
         replay = await c.get(back.headers["location"])
         assert replay.status_code == 400
-
-
-async def test_with_smtp_configured_mail_goes_out_by_smtp_not_to_the_mailbox(
-    local_app: App,
-) -> None:
-    from tests.support.smtp import smtp_sink
-
-    async with (
-        smtp_sink() as sink,
-        local_app(
-            smtp_host="127.0.0.1",
-            smtp_port=sink.port,
-            smtp_starttls=False,  # the sink has no certificate; production keeps STARTTLS on
-            smtp_sender="auth@example.com",
-        ) as c,
-    ):
-        await register_user(c, "smtp@example.com")
-        await c.post("/auth/users/password/reset", json={"email": "smtp@example.com"})
-        async with app_of(c).state.session_factory() as session:
-            kept = await session.scalar(text("SELECT count(*) FROM auth_service_data.dev_mailbox"))
-    assert kept == 0
-    [message] = sink.messages
-    assert message.sender == "auth@example.com"
-    assert message.recipients == ["smtp@example.com"]
-    assert "Subject: Reset your password" in message.data
-    assert "token_hash=" in message.data

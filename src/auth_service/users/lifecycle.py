@@ -11,6 +11,7 @@ from auth_service.config import IdentityProviderName, Settings
 from auth_service.identity.local.adapter import LocalIdentityProvider
 from auth_service.identity.local.email import email_sender
 from auth_service.identity.local.oidc import OidcUpstreams, parse_oidc_providers
+from auth_service.identity.local.pruning import LocalPruner
 from auth_service.identity.local.tokens import RingKeySource
 from auth_service.identity.supabase import SupabaseIdentityProvider
 from auth_service.users.factors import FactorCheck
@@ -65,6 +66,10 @@ async def _start_local(app: FastAPI, settings: Settings) -> None:
     app.state.user_token_verifier = verifier
     app.state.factor_check = FactorCheck(provider, settings.admin_mfa_factor_cache_seconds)
     app.state.token_resolvers.append(verifier)
+    app.state.local_pruner = pruner = LocalPruner(
+        app.state.session_factory, settings.local_prune_interval_seconds
+    )
+    pruner.start()
 
 
 def _start_supabase(app: FastAPI, settings: Settings) -> None:
@@ -103,6 +108,9 @@ def _start_supabase(app: FastAPI, settings: Settings) -> None:
 
 
 async def shutdown(app: FastAPI) -> None:
+    pruner = getattr(app.state, "local_pruner", None)
+    if pruner is not None:
+        await pruner.stop()
     provider = getattr(app.state, "identity_provider", None)
     if provider is not None:
         await provider.close()

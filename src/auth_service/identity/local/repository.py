@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,10 @@ from auth_service.identity.local.models import (
     LocalSession,
     LocalUser,
 )
+
+# A TOTP code is accepted one 30 s step either side of now: after this its step can never match
+# again, so the row that makes it single-use is no longer needed.
+USED_CODE_RETENTION = timedelta(minutes=10)
 
 
 class LocalIdentityRepository:
@@ -248,3 +252,33 @@ class LocalIdentityRepository:
 
     async def delete_flow(self, flow: LocalOAuthFlow) -> None:
         await self.session.delete(flow)
+
+    # --- pruning ------------------------------------------------------------------------------
+    async def prune_expired(self, batch: int) -> dict[str, int]:
+        """Deletes at most `batch` rows per table that can never be used again: expired OAuth
+        flows, email tokens and MFA challenges, and old used-code markers. Rows another
+        transaction holds (a verification in progress) are skipped, not waited for. Answers
+        the rows deleted per table."""
+        deleted: dict[str, int] = {}
+        for model in (LocalOAuthFlow, LocalEmailToken, LocalMfaChallenge):
+            doomed = (
+                select(model.id)
+                .where(model.expires_at <= func.now())
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+            result = await self.session.execute(delete(model).where(model.id.in_(doomed)))
+            deleted[model.__tablename__] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        codes = (
+            select(LocalMfaUsedCode.factor_id, LocalMfaUsedCode.counter)
+            .where(LocalMfaUsedCode.created_at <= func.now() - USED_CODE_RETENTION)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            delete(LocalMfaUsedCode).where(
+                tuple_(LocalMfaUsedCode.factor_id, LocalMfaUsedCode.counter).in_(codes)
+            )
+        )
+        deleted[LocalMfaUsedCode.__tablename__] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return deleted
