@@ -15,7 +15,7 @@ from auth_service import __version__
 from auth_service.audit import endpoints as audit_endpoints
 from auth_service.clients import endpoints as clients_endpoints
 from auth_service.clients import lifecycle as clients_lifecycle
-from auth_service.config import Settings, get_settings
+from auth_service.config import Environment, IdentityProviderName, Settings, get_settings
 from auth_service.core import health
 from auth_service.core.db import create_engine, create_session_factory
 from auth_service.core.docs import install_docs
@@ -150,6 +150,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rbac_endpoints.router)
     app.include_router(users_endpoints.router)
     app.include_router(local_identity_endpoints.router)
+    if (
+        settings.environment is Environment.DEVELOPMENT
+        and settings.active_identity_provider is IdentityProviderName.LOCAL
+    ):
+        app.include_router(local_identity_endpoints.dev_router)
     app.include_router(audit_endpoints.router)
     document_common_responses(app)
     return app

@@ -453,7 +453,22 @@ async def test_the_endpoint_filters_and_pages_newest_first(
     by_target = await client.get(url, params={"target_kind": "role", "limit": 200}, headers=h)
     assert len(by_target.json()["items"]) == 5
     assert (await client.get(url, params={"cursor": "garbage!"}, headers=h)).status_code == 422
+    # A cursor is a position, `<microseconds since the epoch>.<id>`: any one is answered.
+    before_all = await client.get(url, params={"cursor": "0.0"}, headers=h)
+    assert before_all.status_code == 200
+    assert before_all.json()["items"] == []
+    after_all = await client.get(
+        url, params={"cursor": "9999999999999999.1", "action": "role.create"}, headers=h
+    )
+    assert [item["id"] for item in after_all.json()["items"]] == seen
     assert (await client.get(url, params={"action": "nope"}, headers=h)).status_code == 422
+    # since/until are RFC 3339 date-times with an offset, as the schema says: not Unix times,
+    # not local times; an instant beyond datetime's range is simply before every event.
+    for loose in ("0.5", "2000-01-01T00:00:00", "2000-01-01"):
+        assert (await client.get(url, params={"until": loose}, headers=h)).status_code == 422
+    edge = await client.get(url, params={"since": "0001-01-01T00:00:00+05:00"}, headers=h)
+    assert edge.status_code == 200
+    assert len(edge.json()["items"]) > 0
 
     reader = await admin_headers(app, client, roles=["service"])
     refused = await client.get(url, headers=reader)

@@ -352,8 +352,11 @@ async def test_dev_mailbox_only_in_development(local_app: App) -> None:
         assert mails[0]["subject"] == "Confirm your email"
         assert mails[0]["token_hash"] in mails[0]["link"]
         assert mails[0]["token"] in mails[0]["body"]
+        assert "/dev/mailbox" in (await c.get("/openapi.json")).json()["paths"]
     async with local_app(environment="test") as c:
         assert (await c.get("/dev/mailbox")).status_code == 404
+        # Not mounted, so not in the schema either: the OpenAPI lists what answers.
+        assert "/dev/mailbox" not in (await c.get("/openapi.json")).json()["paths"]
 
 
 async def test_deleting_a_user_takes_our_rows_with_it(client: httpx.AsyncClient) -> None:

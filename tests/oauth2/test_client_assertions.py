@@ -452,6 +452,32 @@ async def test_admin_api_registers_key_only_clients(
     assert replaced.status_code == 200, replaced.text
     assert replaced.json()["jwks"] == {"keys": [newer]}
     assert replaced.json()["dpop_bound_access_tokens"] is True  # omitted: unchanged
+    # Neither jwks nor jwks_uri: the keys stay, only the DPoP flag changes.
+    flag_only = await client.put(
+        f"/auth/admin/clients/{body['client_id']}/keys",
+        headers=headers,
+        json={"dpop_bound_access_tokens": False},
+    )
+    assert flag_only.status_code == 200, flag_only.text
+    assert flag_only.json()["jwks"] == {"keys": [newer]}
+    assert flag_only.json()["dpop_bound_access_tokens"] is False
+
+
+async def test_a_secret_client_takes_no_keys(app: FastAPI, client: httpx.AsyncClient) -> None:
+    from tests.factories import admin_headers
+
+    headers = await admin_headers(app, client)
+    created = await client.post("/auth/admin/clients", headers=headers, json={"name": "secret"})
+    assert created.status_code == 201, created.text
+    url = f"/auth/admin/clients/{created.json()['client_id']}/keys"
+    _, public = ec_key()
+    refused = await client.put(url, headers=headers, json={"jwks": {"keys": [public]}})
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "client_has_no_keys"
+    flag = await client.put(url, headers=headers, json={"dpop_bound_access_tokens": True})
+    assert flag.status_code == 200, flag.text
+    assert flag.json()["jwks"] is None
+    assert flag.json()["dpop_bound_access_tokens"] is True
 
 
 @pytest.mark.parametrize(

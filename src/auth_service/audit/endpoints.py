@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import AfterValidator, BeforeValidator
 
 from auth_service.audit.repository import AuditFilter, AuditRepository
 from auth_service.audit.schemas import (
+    CURSOR_PATTERN,
     AuditEventPage,
     AuditEventRead,
     decode_cursor,
@@ -24,6 +27,29 @@ router = APIRouter(prefix="/auth/admin", tags=["audit"])
 
 AuditReader = Annotated[Principal, Depends(require_permission("audit:read"))]
 Text = Annotated[str | None, Query(min_length=1, max_length=128)]
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: object) -> object:
+    """Only the schema's `date-time` (RFC 3339, with an offset): pydantic alone would also
+    take a bare number as Unix time, or a time without an offset."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("expected an RFC 3339 date-time with an offset")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    """In UTC; an instant outside datetime's range (0001-01-01T00:00+01:00) is its bound."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        bound = datetime.min if value.year == 1 else datetime.max
+        return bound.replace(tzinfo=UTC)
+
+
+Instant = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, invalid, expired or revoked bearer token."},
@@ -31,7 +57,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "`insufficient_permissions` without `audit:read`; `mfa_required` for a"
         " human admin below aal2."
     },
-    422: {"description": "A malformed filter, or `invalid_cursor`."},
+    422: {"description": "A malformed filter or cursor (`validation_error`)."},
 }
 
 
@@ -55,9 +81,12 @@ async def list_audit_events(
     target_kind: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
     target_id: Text = None,
     outcome: Outcome | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    since: Annotated[Instant | None, Query()] = None,
+    until: Annotated[Instant | None, Query()] = None,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> AuditEventPage:
     where = AuditFilter(

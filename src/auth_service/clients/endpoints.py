@@ -56,12 +56,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     },
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown client or role."}}
-_CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {
-        "description": "`client_name_taken`: the name is taken. `last_admin`: the client is"
-        " the last active holder of the admin role."
-    }
+_CONFLICTS = {
+    "client_name_taken": "the name is taken",
+    "last_admin": "the client is the last active holder of the admin role",
+    "client_has_no_secret": "a private_key_jwt client has no secret to rotate",
+    "client_has_no_keys": "a client that authenticates with a secret takes no keys",
 }
+
+
+def _conflict(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """The 409 of a route, naming exactly the conflicts it can raise."""
+    text = " ".join(f"`{code}`: {_CONFLICTS[code]}." for code in codes)
+    return {409: {"description": text}}
 
 
 def client_read(view: ClientView) -> ClientRead:
@@ -97,7 +103,7 @@ def _fields(view: ClientView) -> dict[str, Any]:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ClientCreated,
-    responses={**_ERRORS, **_CONFLICT},
+    responses={**_ERRORS, **_conflict("client_name_taken")},
     summary="Create a client (the secret is shown only in this response)",
     **permission_doc("clients:write"),
 )
@@ -148,7 +154,7 @@ async def get_client(client_id: uuid.UUID, service: Clients, _: ClientsReader) -
 @router.put(
     "/{client_id}",
     response_model=ClientRead,
-    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    responses={**_ERRORS, **_NOT_FOUND, **_conflict("client_name_taken", "last_admin")},
     summary="Replace a client's name, description, audiences and active flag",
     **permission_doc("clients:write"),
 )
@@ -168,7 +174,7 @@ async def update_client(
 @router.delete(
     "/{client_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**_ERRORS, **_NOT_FOUND},
+    responses={**_ERRORS, **_NOT_FOUND, **_conflict("last_admin")},
     summary="Delete a client; its tokens stop working at once",
     **permission_doc("clients:write"),
 )
@@ -180,7 +186,7 @@ async def delete_client(client_id: uuid.UUID, service: Clients, _: ClientsWriter
 @router.post(
     "/{client_id}/secret",
     response_model=SecretRotated,
-    responses={**_ERRORS, **_NOT_FOUND},
+    responses={**_ERRORS, **_NOT_FOUND, **_conflict("client_has_no_secret")},
     summary="Rotate the secret; the previous one works until the grace period ends",
     **permission_doc("clients:write"),
 )
@@ -197,7 +203,7 @@ async def rotate_secret(
 @router.put(
     "/{client_id}/keys",
     response_model=ClientRead,
-    responses={**_ERRORS, **_NOT_FOUND},
+    responses={**_ERRORS, **_NOT_FOUND, **_conflict("client_has_no_keys")},
     summary="Replace a private_key_jwt client's public keys (jwks or jwks_uri)",
     **permission_doc("clients:write"),
 )
@@ -235,6 +241,7 @@ async def assign_role(
             "description": "Unknown client (`client_not_found`) or role (`role_not_found`),"
             " or the client does not hold the role (`assignment_not_found`)."
         },
+        **_conflict("last_admin"),
     },
     summary="Remove a role; 404 assignment_not_found when the client does not hold it",
     **permission_doc("clients:write"),

@@ -5,8 +5,8 @@ Validation happens at registration so the token endpoint only ever sees well-for
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 
@@ -15,10 +15,14 @@ from auth_service.oauth2.keys import KeyEncryptor
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt")
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+KEYLESS_METHODS = tuple(m for m in AUTH_METHODS if m != "private_key_jwt")
 # Members that only a private (or symmetric) JWK has: never accepted as a client's public key.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 PUBLIC_KTY = frozenset({"EC", "RSA", "OKP"})
-_MAX_KEYS = 20
+MAX_KEYS = 20
+# An absolute http(s) URL of visible ASCII with a host (no IPv6 literal: a stray bracket would
+# break the fetch). The same regex in Python and in the admin API's JSON Schema.
+JWKS_URI_PATTERN = r"^https?://[!$-.0-9:;=@-Z_a-z~]+(?:[/?#][!-~]*)?$"
 
 
 def client_secret_encryptor(secret: str) -> KeyEncryptor:
@@ -36,8 +40,8 @@ def validate_public_jwks(jwks: Any) -> dict[str, Any]:
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
         raise _invalid("jwks must be a JWK Set: an object with a `keys` array.")
     keys = jwks["keys"]
-    if not keys or len(keys) > _MAX_KEYS:
-        raise _invalid(f"jwks must hold between 1 and {_MAX_KEYS} keys.")
+    if not keys or len(keys) > MAX_KEYS:
+        raise _invalid(f"jwks must hold between 1 and {MAX_KEYS} keys.")
     for key in keys:
         if not isinstance(key, dict) or key.get("kty") not in PUBLIC_KTY:
             raise _invalid("Each key must be an EC, RSA or OKP public key.")
@@ -51,9 +55,7 @@ def validate_public_jwks(jwks: Any) -> dict[str, Any]:
 
 
 def validate_jwks_uri(uri: str, *, production: bool) -> str:
-    parts = urlsplit(uri)
-    allowed = ("https",) if production else ("https", "http")
-    if parts.scheme not in allowed or not parts.netloc:
+    if not re.fullmatch(JWKS_URI_PATTERN, uri) or (production and not uri.startswith("https:")):
         raise _invalid(
             "jwks_uri must be an absolute https URL"
             + ("." if production else " (or http outside production).")

@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, WithJsonSchema
+
+from auth_service.clients.keys import (
+    JWKS_URI_PATTERN,
+    KEYLESS_METHODS,
+    MAX_KEYS,
+    PRIVATE_MEMBERS,
+    PUBLIC_KTY,
+)
 
 # What the schema promises must be what we accept: no NUL (PostgreSQL cannot store it), and
 # at least one character that survives the whitespace strip (Python's and JSON Schema's
@@ -22,11 +30,78 @@ Description = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x0
 AuthMethod = Literal[
     "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"
 ]
-JwksUri = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
+# The schema says what validate_jwks_uri checks (keys.py); the check itself stays there so a
+# bad value is 422 invalid_client_keys, like every other key rule.
+JwksUri = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 2048,
+            "pattern": JWKS_URI_PATTERN,
+            "description": "An absolute https URL (http is accepted outside production).",
+        }
+    ),
+]
+# A JWK Set of public keys, as far as JSON Schema can say it. That each key also parses (an
+# RSA modulus, an EC point on its curve) is checked on registration: 422 invalid_client_keys.
+Jwks = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "required": ["keys"],
+            "properties": {
+                "keys": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_KEYS,
+                    "items": {
+                        "type": "object",
+                        "required": ["kty"],
+                        "properties": {"kty": {"enum": sorted(PUBLIC_KTY)}},
+                        "not": {"anyOf": [{"required": [m]} for m in sorted(PRIVATE_MEMBERS)]},
+                    },
+                }
+            },
+        }
+    ),
+]
+_NULL: dict[str, Any] = {"type": "null"}
+# Which methods take keys, in the schema (the service enforces the same, 422
+# invalid_client_keys): secret methods none; private_key_jwt exactly one of jwks or jwks_uri.
+_KEYS_BY_METHOD: dict[str, Any] = {
+    "anyOf": [
+        {
+            "properties": {
+                "token_endpoint_auth_method": {"enum": list(KEYLESS_METHODS)},
+                "jwks": _NULL,
+                "jwks_uri": _NULL,
+            }
+        },
+        {
+            "required": ["token_endpoint_auth_method", "jwks"],
+            "properties": {
+                "token_endpoint_auth_method": {"const": "private_key_jwt"},
+                "jwks": {"type": "object"},
+                "jwks_uri": _NULL,
+            },
+        },
+        {
+            "required": ["token_endpoint_auth_method", "jwks_uri"],
+            "properties": {
+                "token_endpoint_auth_method": {"const": "private_key_jwt"},
+                "jwks": _NULL,
+                "jwks_uri": {"type": "string"},
+            },
+        },
+    ]
+}
 
 
 class ClientCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_KEYS_BY_METHOD)
 
     name: ClientName
     description: Description | None = None
@@ -37,7 +112,7 @@ class ClientCreate(BaseModel):
         description="The only client authentication method accepted for this client"
         " (client_secret_basic and client_secret_post are interchangeable).",
     )
-    jwks: dict[str, Any] | None = Field(
+    jwks: Jwks | None = Field(
         default=None, description="private_key_jwt: inline JWK Set of public keys."
     )
     jwks_uri: JwksUri | None = Field(
@@ -49,11 +124,18 @@ class ClientCreate(BaseModel):
 
 
 class ClientKeys(BaseModel):
-    """A private_key_jwt client's keys: exactly one of `jwks` or `jwks_uri`."""
+    """A private_key_jwt client's new keys: `jwks` or `jwks_uri`, or neither (keys unchanged).
 
-    model_config = ConfigDict(extra="forbid")
+    A client that authenticates with a secret takes no keys (409 `client_has_no_keys`)."""
 
-    jwks: dict[str, Any] | None = None
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [{"properties": {"jwks": _NULL}}, {"properties": {"jwks_uri": _NULL}}]
+        },
+    )
+
+    jwks: Jwks | None = None
     jwks_uri: JwksUri | None = None
     dpop_bound_access_tokens: StrictBool | None = Field(
         default=None, description="Omitted: unchanged."

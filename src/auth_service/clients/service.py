@@ -56,6 +56,11 @@ class ClientHasNoSecret(Conflict):
     message = "This client authenticates with keys (private_key_jwt); it has no secret."
 
 
+class ClientHasNoKeys(Conflict):
+    code = "client_has_no_keys"
+    message = "This client authenticates with a secret; it takes no jwks or jwks_uri."
+
+
 @dataclass(slots=True)
 class ClientView:
     client: AppClient
@@ -274,15 +279,23 @@ class ClientService:
         jwks_uri: str | None,
         dpop_bound_access_tokens: bool | None = None,
     ) -> ClientView:
-        """Replace a private_key_jwt client's keys (key rotation without a new client)."""
+        """Replace a private_key_jwt client's keys (key rotation without a new client).
+
+        Neither `jwks` nor `jwks_uri`: the keys stay as they are (only the DPoP flag changes).
+        """
         client = await self._client(client_id)
         await self.ceiling.check_client(client.id, AuditAction.CLIENT_UPDATE)
-        keys, uri = self._keys(client.token_endpoint_auth_method, jwks, jwks_uri)
-        client.jwks, client.jwks_uri = keys, uri
+        replacing = jwks is not None or jwks_uri is not None
+        if replacing and client.token_endpoint_auth_method != "private_key_jwt":  # noqa: S105
+            raise ClientHasNoKeys()
+        if replacing:
+            keys, uri = self._keys(client.token_endpoint_auth_method, jwks, jwks_uri)
+            client.jwks, client.jwks_uri = keys, uri
         if dpop_bound_access_tokens is not None:
             client.dpop_bound_access_tokens = dpop_bound_access_tokens
         await self.repo.save(client)
-        await self._audit(AuditAction.CLIENT_UPDATE, client.id, {"keys": "replaced"})
+        details: dict[str, object] = {"keys": "replaced" if replacing else "unchanged"}
+        await self._audit(AuditAction.CLIENT_UPDATE, client.id, details)
         return await self.get(client.id)
 
     def _keys(

@@ -214,9 +214,18 @@ def _claimed_client_id(request: Request, params: dict[str, str] | None) -> str |
     return None
 
 
+# One client authentication method per request: a secret and an assertion together are a 400.
+_ONE_CLIENT_AUTH: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["client_secret", "client_assertion"]},
+        {"required": ["client_secret", "client_assertion_type"]},
+    ]
+}
+
 _TOKEN_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["grant_type"],
+    "not": _ONE_CLIENT_AUTH,
     # Unknown parameters are ignored (RFC 6749 §3.1), but every value is a string.
     "additionalProperties": {"type": "string"},
     "properties": {
@@ -338,6 +347,7 @@ _OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 _TOKEN_PARAM_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["token"],
+    "not": _ONE_CLIENT_AUTH,
     "additionalProperties": {"type": "string"},
     "properties": {
         "token": {"type": "string"},

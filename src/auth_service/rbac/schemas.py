@@ -35,7 +35,8 @@ RoleName = Annotated[
         json_schema_extra={"pattern": ROLE_NAME_PATTERN},
     ),
 ]
-Description = Annotated[str | None, Field(default=None, max_length=1000)]
+# No NUL: PostgreSQL cannot store it, and the schema should say what is refused.
+Description = Annotated[str | None, Field(default=None, max_length=1000, pattern=r"^[^\x00]*$")]
 
 
 class ErrorBody(BaseModel):

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, model_va
 
 Username = Field(default=None, min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")
 Password = Field(min_length=1, max_length=256)
+# No NUL: PostgreSQL cannot store it, and the schema should say what is refused.
+PersonName = Field(default=None, max_length=100, pattern=r"^[^\x00]*$")
 RedirectTo = Field(default=None, max_length=2048, description="Checked against the allow-list.")
 
 
@@ -21,8 +23,8 @@ class RegisterRequest(_In):
     email: EmailStr
     password: SecretStr = Password
     username: str | None = Username
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: str | None = PersonName
+    last_name: str | None = PersonName
     redirect_to: str | None = RedirectTo
 
 
@@ -117,8 +119,8 @@ class MeResponse(ProfileOut):
 
 class ProfileUpdate(_In):
     username: str | None = Username
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: str | None = PersonName
+    last_name: str | None = PersonName
 
 
 class MfaEnrollRequest(_In):

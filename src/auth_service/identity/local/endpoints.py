@@ -18,6 +18,8 @@ from auth_service.identity.local.oidc import OidcError, OidcProviderDisabled
 from auth_service.identity.local.repository import LocalIdentityRepository
 
 router = APIRouter(tags=["local identity provider"])
+# Mounted (and so in the OpenAPI) only in development with the local provider: see main.py.
+dev_router = APIRouter(tags=["local identity provider"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -71,7 +73,7 @@ async def callback(
     return RedirectResponse(url, status_code=302, headers=NO_STORE)
 
 
-@router.get("/dev/mailbox", summary="Development only: mail the local provider 'sent'")
+@dev_router.get("/dev/mailbox", summary="Development only: mail the local provider 'sent'")
 async def dev_mailbox(
     request: Request,
     provider: LocalProvider,
@@ -79,7 +81,7 @@ async def dev_mailbox(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> list[dict[str, Any]]:
     settings: Settings = request.app.state.settings
-    if settings.environment is not Environment.DEVELOPMENT:
+    if settings.environment is not Environment.DEVELOPMENT:  # mounted there only; be sure
         raise NotFound("Not found.")
     async with provider.session_factory() as session:
         rows = await LocalIdentityRepository(session).mailbox(
