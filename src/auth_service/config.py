@@ -189,6 +189,11 @@ class Settings(BaseSettings):
     redis_socket_timeout_seconds: float = 1.0
     retry_after_seconds: int = 2
     max_requests_in_flight: int = 100
+    # A second port for kubelet probes (/health, /ready), served by its own thread so they
+    # never queue behind an overloaded event loop; 0 = off. /health there turns 503 when the
+    # loop has not run for PROBE_STALL_SECONDS (blocked), /ready when its last check is older.
+    probe_port: int = 0
+    probe_stall_seconds: float = 10.0
 
     # --- bootstrap -----------------------------------------------------------------------
     initial_admin_email: str | None = None

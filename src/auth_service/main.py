@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +28,7 @@ from auth_service.core.logging import configure_logging
 from auth_service.core.metrics import Metrics
 from auth_service.core.middleware import RequestContextMiddleware
 from auth_service.core.openapi import document_common_responses
+from auth_service.core.probes import ProbeServer
 from auth_service.core.ratelimit import RateLimiter
 from auth_service.core.shedding import LoadSheddingMiddleware
 from auth_service.identity.local import endpoints as local_identity_endpoints
@@ -88,8 +91,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Everything built so far lives as long as the process: keep it out of the collector's
         # scans, which shortens full collections (the latency tail under load).
         gc.freeze()
-        announce(app)
-        yield
+        async with _probe_port(app):
+            announce(app)
+            yield
     finally:
         gc.unfreeze()
         for domain in reversed(started):
@@ -98,6 +102,35 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.rate_limiter.close()
         await kv.close()
         await engine.dispose()
+
+
+_READINESS_REFRESH_SECONDS = 1.0
+
+
+@asynccontextmanager
+async def _probe_port(app: FastAPI) -> AsyncIterator[None]:
+    """/health and /ready on PROBE_PORT, served by a thread that overload cannot queue."""
+    settings: Settings = app.state.settings
+    if not settings.probe_port:
+        yield
+        return
+    probes = ProbeServer(settings.host, settings.probe_port, settings.probe_stall_seconds)
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(_READINESS_REFRESH_SECONDS)
+            probes.set_ready(*await health.readiness(app.state))
+
+    probes.set_ready(*await health.readiness(app.state))  # a real answer from the first probe
+    probes.start()
+    refresher = asyncio.create_task(refresh(), name="readiness-refresh")
+    try:
+        yield
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await asyncio.to_thread(probes.stop)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -240,6 +240,12 @@ def test_the_api_pod_is_hardened_and_probed(eks: list[dict[str, Any]]) -> None:
     assert api["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert api["livenessProbe"]["httpGet"]["path"] == "/health"
     assert api["startupProbe"]["httpGet"]["path"] == "/health"
+    # Probes go to the probe port (its own thread: overload cannot queue them, issue 12), and
+    # that port is the one the ConfigMap makes the service open.
+    probe_port = {p["name"]: p["containerPort"] for p in api["ports"]}["probes"]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert api[probe]["httpGet"]["port"] == "probes"
+    assert _one(eks, "ConfigMap", "auth-service")["data"]["PROBE_PORT"] == str(probe_port)
     assert api["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True

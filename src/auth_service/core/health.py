@@ -38,14 +38,39 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _check_database(request: Request) -> None:
-    async with request.app.state.engine.connect() as conn:
+async def _check_database(state: Any) -> None:
+    async with state.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 
-async def _check_redis(request: Request) -> None:
-    if not await request.app.state.kv.ping():
+async def _check_redis(state: Any) -> None:
+    if not await state.kv.ping():
         raise RuntimeError("redis did not answer PING")
+
+
+async def readiness(state: Any) -> tuple[int, dict[str, Any]]:
+    """Check the database and Redis: the status and body of /ready (also fed to the probe port)."""
+    checks: dict[str, Any] = {}
+    targets = {"database": _check_database}
+    if state.settings.redis_url:
+        targets["redis"] = _check_redis
+    for name, check in targets.items():
+        try:
+            await asyncio.wait_for(check(state), _CHECK_TIMEOUT_SECONDS)
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means "not ready"; the type is enough to act on
+            logger.warning(
+                "readiness check failed", extra={"check": name, "error_type": type(exc).__name__}
+            )
+            checks[name] = "unavailable"
+    for name, state_ in checks.items():
+        state.metrics.dependency_up.labels(name).set(1 if state_ == "ok" else 0)
+    failing = [name for name, state_ in checks.items() if state_ != "ok"]
+    provider = getattr(state, "identity_provider_name", None)
+    if failing:
+        body = {"status": "unavailable", "failing": failing, "checks": checks}
+        return 503, {**body, "identity_provider": provider}
+    return 200, {"status": "ok", "checks": checks, "identity_provider": provider}
 
 
 @router.get(
@@ -54,34 +79,8 @@ async def _check_redis(request: Request) -> None:
     responses={503: {"description": "A dependency is down; `checks` names it."}},
 )
 async def ready(request: Request) -> JSONResponse:
-    checks: dict[str, Any] = {}
-    targets = {"database": _check_database}
-    if request.app.state.settings.redis_url:
-        targets["redis"] = _check_redis
-    for name, check in targets.items():
-        try:
-            await asyncio.wait_for(check(request), _CHECK_TIMEOUT_SECONDS)
-            checks[name] = "ok"
-        except Exception as exc:  # any failure means "not ready"; the type is enough to act on
-            logger.warning(
-                "readiness check failed", extra={"check": name, "error_type": type(exc).__name__}
-            )
-            checks[name] = "unavailable"
-    for name, state in checks.items():
-        request.app.state.metrics.dependency_up.labels(name).set(1 if state == "ok" else 0)
-    failing = [name for name, state in checks.items() if state != "ok"]
-    provider = getattr(request.app.state, "identity_provider_name", None)
-    if failing:
-        return JSONResponse(
-            {
-                "status": "unavailable",
-                "failing": failing,
-                "checks": checks,
-                "identity_provider": provider,
-            },
-            status_code=503,
-        )
-    return JSONResponse({"status": "ok", "checks": checks, "identity_provider": provider})
+    status, body = await readiness(request.app.state)
+    return JSONResponse(body, status_code=status)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
