@@ -54,7 +54,10 @@ class ProbeServer:
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
-        self._httpd.shutdown()
+        # shutdown() waits for serve_forever without a bound; never let it hang a stop.
+        stopper = threading.Thread(target=self._httpd.shutdown, name="probes-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout=5)
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
