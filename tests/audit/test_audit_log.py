@@ -59,6 +59,8 @@ COVERAGE = {
     AuditAction.USER_ROLE_ASSIGN: "test_admin_changes",
     AuditAction.USER_ROLE_REMOVE: "test_admin_changes",
     AuditAction.USER_DELETE: "test_admin_changes",
+    AuditAction.USER_BAN: "tests/users/test_admin_users.py",
+    AuditAction.USER_UNBAN: "tests/users/test_admin_users.py",
     AuditAction.KEY_ROTATE: "test_operator_commands",
     AuditAction.KEY_REMOVE: "test_operator_commands",
     AuditAction.RBAC_BOOTSTRAP: "test_bootstrap_of_the_initial_admin",

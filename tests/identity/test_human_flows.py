@@ -340,3 +340,55 @@ async def test_replaying_the_parent_later_depends_on_the_reuse_window(human: Hum
         assert late.status_code == 200, late.text
     else:
         assert_error(late, 401, "invalid_refresh_token")
+
+
+async def test_a_banned_user_is_cut_off_and_refused_until_the_ban_is_lifted(
+    human: Human,
+) -> None:
+    """Declared difference `ban_ends_sessions`: the local provider ends the sessions."""
+    from tests.factories import admin_headers
+
+    c = human.client
+    user_id = (await register_user(c, "ban@example.com"))["user"]["id"]
+    session = await login_user(c, "ban@example.com")
+    headers = await admin_headers(human.app, c)
+    banned = await c.post(
+        f"/auth/admin/users/{user_id}/ban", json={"duration": "24h"}, headers=headers
+    )
+    assert banned.status_code == 200, banned.text
+    assert banned.json()["banned_until"] is not None
+
+    me = await c.get("/auth/users/me", headers=bearer(session["access_token"]))
+    assert_error(me, 401, "invalid_token")
+    login = await c.post(
+        "/auth/users/login", json={"email": "ban@example.com", "password": USER_PASSWORD}
+    )
+    assert_error(login, 403, "user_banned")
+    refresh = await c.post(
+        "/auth/users/token/refresh", json={"refresh_token": session["refresh_token"]}
+    )
+    if human.differs("ban_ends_sessions"):
+        assert_error(refresh, 401, "invalid_refresh_token")
+    else:
+        assert_error(refresh, 403, "user_banned")
+    sent = await c.post("/auth/users/login/magiclink", json={"email": "ban@example.com"})
+    assert sent.status_code == 202, sent.text
+    mail = await human.last_email("ban@example.com")
+    verified = await c.post(
+        "/auth/users/verify",
+        json={"type": "email", "email": "ban@example.com", "token": mail["token"]},
+    )
+    assert_error(verified, 403, "user_banned")
+
+    lifted = await c.delete(f"/auth/admin/users/{user_id}/ban", headers=headers)
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["banned_until"] is None
+    again = await login_user(c, "ban@example.com")
+    assert again["user"]["id"] == user_id
+    revived = await c.post(
+        "/auth/users/token/refresh", json={"refresh_token": session["refresh_token"]}
+    )
+    if human.differs("ban_ends_sessions"):
+        assert_error(revived, 401, "invalid_refresh_token")
+    else:
+        assert revived.status_code == 200, revived.text  # GoTrue kept the session

@@ -311,3 +311,40 @@ def test_admin_users_and_jwks_follow_the_notes(wire: httpx.Client, gotrue: GoTru
     (key,) = jwks.json()["keys"]
     assert (key["kty"], key["crv"], key["alg"]) == ("EC", "P-256", "ES256")
     assert "d" not in key  # public keys only
+
+
+def test_admin_ban_duration_follows_gotrue_source(wire: httpx.Client) -> None:
+    # PUT /admin/users/{id} is missing from the contract file; GoTrue's internal/api/admin.go:
+    # `ban_duration` is a Go duration or "none"; a banned user gets `user_banned` on the
+    # password and refresh grants (400) and on authenticated calls (403).
+    admin = {"apikey": SERVICE_ROLE_KEY, "Authorization": f"Bearer {SERVICE_ROLE_KEY}", **VERSION}
+    anon = {"apikey": ANON_KEY, **VERSION}
+    user = wire.post(
+        "/admin/users",
+        json={"email": "ban@example.com", "password": PASSWORD, "email_confirm": True},
+        headers=admin,
+    ).json()
+    credentials = {"email": "ban@example.com", "password": PASSWORD}
+    session = wire.post("/token?grant_type=password", json=credentials, headers=anon).json()
+
+    bad = wire.put(f"/admin/users/{user['id']}", json={"ban_duration": "1 day"}, headers=admin)
+    versioned_error(bad, 400, "validation_failed")
+    banned = wire.put(f"/admin/users/{user['id']}", json={"ban_duration": "1h30m"}, headers=admin)
+    assert banned.status_code == 200, banned.text
+    assert banned.json()["banned_until"]
+    login = wire.post("/token?grant_type=password", json=credentials, headers=anon)
+    versioned_error(login, 400, "user_banned")
+    refresh = wire.post(
+        "/token?grant_type=refresh_token",
+        json={"refresh_token": session["refresh_token"]},
+        headers=anon,
+    )
+    versioned_error(refresh, 400, "user_banned")
+    me = wire.get("/user", headers={**anon, **bearer(session["access_token"])})
+    versioned_error(me, 403, "user_banned")
+
+    lifted = wire.put(f"/admin/users/{user['id']}", json={"ban_duration": "none"}, headers=admin)
+    assert lifted.status_code == 200
+    assert "banned_until" not in lifted.json()
+    again = wire.post("/token?grant_type=password", json=credentials, headers=anon)
+    assert again.status_code == 200, again.text

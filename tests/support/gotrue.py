@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import re
 import secrets
 import socket
 import threading
@@ -36,6 +37,21 @@ JWT_SECRET = "standin-jwt-secret-with-at-least-32-characters"
 API_VERSION = "2024-01-01"
 OAUTH_PROVIDERS = frozenset({"github", "google"})
 OPEN_PATHS = frozenset({"/auth/v1/authorize", "/auth/v1/.well-known/jwks.json"})
+# Go's time.ParseDuration, as GoTrue reads `ban_duration` ("24h", "1h30m", "90s", "-1h").
+_GO_DURATION = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|ms|s|m|h))+|[-+]?0")
+_GO_UNIT = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|ms|s|m|h)")
+_GO_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def _go_duration_seconds(text: str) -> float:
+    if not _GO_DURATION.fullmatch(text):
+        raise GoTrueError(
+            400,
+            "validation_failed",
+            f'invalid format for ban duration: time: invalid duration "{text}"',
+        )
+    total = sum(float(n) * _GO_SECONDS[unit] for n, unit in _GO_UNIT.findall(text))
+    return -total if text.startswith("-") else total
 
 
 def _now_iso() -> str:
@@ -63,6 +79,10 @@ class User:
     user_metadata: dict[str, Any] = field(default_factory=dict)
     provider: str = "email"
     factors: dict[str, Factor] = field(default_factory=dict)
+    banned_until: float | None = None
+
+    def is_banned(self) -> bool:
+        return self.banned_until is not None and time.time() < self.banned_until
 
 
 @dataclass
@@ -278,6 +298,8 @@ class GoTrueStandIn:
             "updated_at": user.created_at,
             "is_anonymous": False,
         }
+        if user.banned_until is not None:  # omitempty in GoTrue
+            body["banned_until"] = datetime.fromtimestamp(user.banned_until, UTC).isoformat()
         if user.factors:  # GoTrue omits the key when there are none
             body["factors"] = [
                 {
@@ -314,6 +336,8 @@ class GoTrueStandIn:
         user = self.users.get(claims["sub"])
         if user is None:
             raise GoTrueError(403, "user_not_found", "User from sub claim in JWT does not exist")
+        if user.is_banned():  # requireAuthentication refuses tokens from before the ban
+            raise GoTrueError(403, "user_banned", "User is banned")
         return user, session
 
     def _require_service_role(self, request: Request) -> None:
@@ -377,6 +401,9 @@ class GoTrueStandIn:
         grant = request.query_params.get("grant_type")
         if grant == "password":
             user = self.user_by_email(str(body.get("email", "")))
+            if user is not None and user.password and user.is_banned():
+                # GoTrue checks the ban before the password.
+                raise GoTrueError(400, "user_banned", "User is banned")
             if user is None or not secrets.compare_digest(
                 user.password.encode(), str(body.get("password", "")).encode()
             ):
@@ -394,6 +421,8 @@ class GoTrueStandIn:
                     400, "refresh_token_not_found", "Invalid Refresh Token: Not Found"
                 )
             user = self.users[session.user_id]
+            if user.is_banned():
+                raise GoTrueError(400, "user_banned", "Invalid Refresh Token: User Banned")
             if token in self.spent_refresh:
                 if token == session.parent_refresh:
                     # Reuse of the immediate parent (e.g. a retried request): same active token.
@@ -456,6 +485,8 @@ class GoTrueStandIn:
         user = self.user_by_email(match.email)
         if user is None:
             raise GoTrueError(403, "otp_expired", "Token has expired or is invalid")
+        if user.is_banned():
+            raise GoTrueError(403, "user_banned", "User is banned")
         user.confirmed_at = user.confirmed_at or _now_iso()
         session = self._new_session(user, "aal1", "otp")
         return JSONResponse(self._session_body(user, session))
@@ -605,6 +636,13 @@ class GoTrueStandIn:
             for s in [s for s in self.sessions.values() if s.user_id == user.id]:
                 del self.sessions[s.id]
             return JSONResponse({})
+        if request.method == "PUT":
+            duration = body.get("ban_duration")
+            if isinstance(duration, str) and duration:
+                # As GoTrue's User.Ban: "none" (or a zero duration) lifts the ban; sessions stay.
+                seconds = 0.0 if duration == "none" else _go_duration_seconds(duration)
+                user.banned_until = time.time() + seconds if seconds else None
+            return JSONResponse(self._user_body(user))
         return JSONResponse(self._user_body(user))
 
     async def jwks(self, request: Request, body: dict[str, Any]) -> Response:
@@ -633,7 +671,7 @@ class GoTrueStandIn:
             ("/factors/{factor_id}/verify", self.factor_verify, ["POST"]),
             ("/factors/{factor_id}", self.unenroll, ["DELETE"]),
             ("/admin/users", self.admin_users, ["GET", "POST"]),
-            ("/admin/users/{user_id}", self.admin_user, ["GET", "DELETE"]),
+            ("/admin/users/{user_id}", self.admin_user, ["GET", "PUT", "DELETE"]),
             ("/.well-known/jwks.json", self.jwks, ["GET"]),
         ]
         return [Route("/auth/v1" + path, self._wrap(fn), methods=m) for path, fn, m in table]

@@ -40,6 +40,8 @@ class AuditAction(StrEnum):
     USER_ROLE_ASSIGN = "user.role_assign"
     USER_ROLE_REMOVE = "user.role_remove"
     USER_DELETE = "user.delete"
+    USER_BAN = "user.ban"
+    USER_UNBAN = "user.unban"
     # operations
     KEY_ROTATE = "key.rotate"
     KEY_REMOVE = "key.remove"

@@ -45,6 +45,13 @@ class WeakPassword(ValidationFailed):
         super().__init__(details={"reasons": reasons})
 
 
+class UserBanned(Forbidden):
+    """GoTrue's `user_banned`: the account is banned (`banned_until` in the future)."""
+
+    code = "user_banned"
+    message = "This account is suspended."
+
+
 class OtpExpired(Unauthorized):
     code = "otp_expired"
     message = "The code or link is invalid or has expired."

@@ -33,6 +33,11 @@ class IdentityUser:
     user_metadata: dict[str, Any] = field(default_factory=dict)
     # At least one verified MFA factor: admin endpoints then want an aal2 session (issue 9).
     has_verified_factor: bool = False
+    # Set while the user is banned (GoTrue's `banned_until`); a past time means not banned.
+    banned_until: datetime | None = None
+
+    def banned(self, now: datetime) -> bool:
+        return self.banned_until is not None and self.banned_until > now
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +186,11 @@ class IdentityProvider(Protocol):
 
     async def admin_delete_user(self, user_id: uuid.UUID) -> None:
         """Delete the user; a user that is already gone is not an error."""
+        ...
+
+    async def admin_ban_user(self, user_id: uuid.UUID, until: datetime | None) -> None:
+        """Ban the user until `until` (None lifts the ban): sign-in, refresh and OTP
+        verification are refused with `UserBanned` meanwhile. The user must exist."""
         ...
 
     async def close(self) -> None: ...

@@ -10,13 +10,14 @@ Rules (docs/rbac.md):
 - granting a permission to a role needs that permission;
 - acting on a client (edit, deactivate, rotate, delete, change roles) or deleting a user
   needs every permission that client or user holds;
-- the last user or active client holding `admin` keeps it (409 `last_admin`).
+- the last user or active client holding `admin` keeps it (409 `last_admin`); a banned user
+  does not count as holding it, where the caller can tell (`usable`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,10 +94,29 @@ class PrivilegeCeilingGuard:
         if await self.repo.lock_role_holders(role_id) <= 1:
             raise LastAdmin()
 
-    async def keep_an_admin_without(self, holder_roles: dict[uuid.UUID, str]) -> None:
-        """Before a user or client holding these roles goes away (delete, deactivate)."""
+    async def keep_an_admin_without(
+        self,
+        holder_roles: dict[uuid.UUID, str],
+        *,
+        user_id: uuid.UUID | None = None,
+        usable: Callable[[uuid.UUID], Awaitable[bool]] | None = None,
+    ) -> None:
+        """Before a user or client holding these roles goes away (delete, deactivate, ban).
+
+        With `user_id` and `usable`: the other user holders count only when `usable` says so
+        (a banned admin cannot sign in to use the role)."""
         for role_id, name in holder_roles.items():
-            await self.keep_an_admin(role_id, name)
+            if usable is None or user_id is None or name != ADMIN_ROLE:
+                await self.keep_an_admin(role_id, name)
+                continue
+            users, clients = await self.repo.lock_role_holder_ids(role_id)
+            if clients:
+                continue
+            for holder in users:
+                if holder != user_id and await usable(holder):
+                    break
+            else:
+                raise LastAdmin()
 
     async def holder_roles_of_client(self, client_id: uuid.UUID) -> dict[uuid.UUID, str]:
         return await self.repo.roles_of_client(client_id)

@@ -305,7 +305,14 @@ class CeilingRepository:
         return {role_id: name for role_id, name in rows}  # noqa: C416 - Row to tuple
 
     async def lock_role_holders(self, role_id: uuid.UUID) -> int:
-        """How many users and active clients hold the role, locking those rows.
+        """How many users and active clients hold the role, locking those rows."""
+        users, clients = await self.lock_role_holder_ids(role_id)
+        return len(users) + len(clients)
+
+    async def lock_role_holder_ids(
+        self, role_id: uuid.UUID
+    ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        """The users and active clients holding the role, locking those rows.
 
         FOR UPDATE on the assignment rows serialises two concurrent removals of the last two
         admins: the second one waits, then sees one holder left.
@@ -323,4 +330,4 @@ class CeilingRepository:
                 .with_for_update(of=AppClientRole)
             )
         ).all()
-        return len(users) + len(clients)
+        return list(users), list(clients)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -30,6 +31,7 @@ from auth_service.users.repository import ProfileRepository
 from auth_service.users.schemas import (
     AcceptedResponse,
     AdminUserResponse,
+    BanRequest,
     EmailRequest,
     LoginRequest,
     MeResponse,
@@ -51,7 +53,13 @@ from auth_service.users.schemas import (
     UserOut,
     VerifyRequest,
 )
-from auth_service.users.service import AdminUserService, Caller, UserService, check_redirect
+from auth_service.users.service import (
+    AdminUserService,
+    AdminUserView,
+    Caller,
+    UserService,
+    check_redirect,
+)
 from auth_service.users.tokens import SupabaseTokenVerifier
 
 router = APIRouter()
@@ -166,7 +174,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Rejected request (e.g. `redirect_not_allowed`, `invalid_oauth_state`).",
         401: "`invalid_credentials`, `invalid_token`, `otp_expired`, `invalid_refresh_token`, "
         "`mfa_verification_failed`.",
-        403: "`email_not_confirmed`, `insufficient_aal`, `insufficient_permissions`,"
+        403: "`email_not_confirmed`, `user_banned`, `insufficient_aal`,"
+        " `insufficient_permissions`,"
         " `privilege_ceiling` (the user holds permissions or roles the caller does not),"
         " `mfa_required` (a human admin must step up to aal2).",
         404: "`user_not_found`, `mfa_factor_not_found`.",
@@ -537,20 +546,25 @@ AdminUsers = Annotated[AdminUserService, Depends(get_admin_service)]
 async def admin_get_user(
     user_id: uuid.UUID, principal: UsersRead, service: AdminUsers
 ) -> AdminUserResponse:
-    view = await service.get(user_id)
+    return _admin_user(await service.get(user_id))
+
+
+def _admin_user(view: AdminUserView) -> AdminUserResponse:
+    banned_until = view.identity.banned_until if view.identity else None
     return AdminUserResponse(
         user_id=view.user_id,
         email=view.identity.email if view.identity else None,
         email_confirmed=view.identity.email_confirmed if view.identity else None,
         profile=ProfileOut.model_validate(view.profile) if view.profile else None,
         roles=view.roles,
+        banned_until=banned_until if banned_until and banned_until > datetime.now(UTC) else None,
     )
 
 
 @admin.delete(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_errors(401, 403, 404, 503),
+    responses=_errors(401, 403, 404, 409, 503),
     summary="Delete the user in Supabase and our rows",
     **permission_doc("users:write"),
 )
@@ -559,6 +573,45 @@ async def admin_delete_user(
 ) -> Response:
     await service.delete(user_id)
     return Response(status_code=204)
+
+
+@admin.post(
+    "/{user_id}/ban",
+    response_model=AdminUserResponse,
+    responses=_errors(401, 403, 404, 409, 422, 503),
+    summary="Ban the user for a duration (GoTrue's ban_duration); 'none' lifts the ban",
+    **permission_doc(
+        "users:write",
+        description=(
+            "Sign-in, refresh and OTP verification are refused (`user_banned`) until the ban"
+            " ends, and the user's outstanding access tokens stop working at once. Bounded like"
+            " a delete: 403 `privilege_ceiling`, and 409 `last_admin` for the last admin who"
+            " can still sign in."
+        ),
+    ),
+)
+async def admin_ban_user(
+    user_id: uuid.UUID, body: BanRequest, principal: UsersWrite, service: AdminUsers
+) -> AdminUserResponse:
+    lasts = body.lasts()
+    until = datetime.now(UTC) + lasts if lasts is not None else None
+    return _admin_user(await service.ban(user_id, until))
+
+
+@admin.delete(
+    "/{user_id}/ban",
+    response_model=AdminUserResponse,
+    responses=_errors(401, 403, 404, 503),
+    summary="Lift the user's ban",
+    **permission_doc(
+        "users:write",
+        description="Tokens cut off by the ban stay refused; the user can sign in again.",
+    ),
+)
+async def admin_unban_user(
+    user_id: uuid.UUID, principal: UsersWrite, service: AdminUsers
+) -> AdminUserResponse:
+    return _admin_user(await service.ban(user_id, None))
 
 
 router.include_router(users)

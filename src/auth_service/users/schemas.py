@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SecretStr,
+    model_validator,
+)
 
 Username = Field(default=None, min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")
 Password = Field(min_length=1, max_length=256)
@@ -168,3 +176,41 @@ class AdminUserResponse(BaseModel):
     email_confirmed: bool | None
     profile: ProfileOut | None
     roles: list[str]
+    banned_until: datetime | None = Field(
+        default=None, description="Set while the user is banned (GoTrue's `banned_until`)."
+    )
+
+
+# Go's time.ParseDuration (unsigned), which GoTrue applies to `ban_duration`: "24h", "1h30m".
+_DURATION_PART = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|ms|s|m|h)"
+BAN_DURATION_PATTERN = rf"^(?:none|(?:{_DURATION_PART})+)$"
+_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+# The longest Go duration (int64 nanoseconds, about 292 years): longer bans are capped to it.
+MAX_BAN_SECONDS = (2**63 - 1) // 10**9
+
+
+def parse_ban_duration(text: str) -> timedelta | None:
+    """GoTrue's `ban_duration` (matching BAN_DURATION_PATTERN): how long the ban lasts, or
+    None to lift it ("none", or a zero duration, as GoTrue's User.Ban)."""
+    if text == "none":
+        return None
+    seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
+    return timedelta(seconds=min(seconds, MAX_BAN_SECONDS)) if seconds > 0 else None
+
+
+class BanRequest(_In):
+    duration: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=BAN_DURATION_PATTERN,
+        description=(
+            'GoTrue\'s `ban_duration`: a Go duration ("24h", "1h30m", "876000h" for'
+            ' permanent; capped at about 292 years) or "none" (or a zero duration) to lift'
+            " the ban."
+        ),
+        examples=["24h"],
+    )
+
+    def lasts(self) -> timedelta | None:
+        return parse_ban_duration(self.duration)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ from auth_service.core.db import UnitOfWork
 from auth_service.core.errors import AppError, Conflict, NotFound, ServiceUnavailable
 from auth_service.core.ratelimit import hashed
 from auth_service.identity import errors as identity_errors
+from auth_service.identity.errors import IdentityProviderNotConfigured
 from auth_service.identity.port import (
     CallerContext,
     IdentityProvider,
@@ -388,12 +390,25 @@ class AdminUserService:
             roles=await self.profiles.role_names(user_id),
         )
 
+    async def _usable(self, user_id: uuid.UUID) -> bool:
+        """Can this user still sign in (exists upstream and is not banned)?"""
+        if self.provider is None:
+            return True
+        identity = await self.provider.admin_get_user(user_id)
+        return identity is not None and not identity.banned(datetime.now(UTC))
+
+    async def _keep_an_admin_without(self, user_id: uuid.UUID) -> None:
+        """409 `last_admin` when the user is the last admin who can still sign in."""
+        await self.ceiling.keep_an_admin_without(
+            await self.ceiling.holder_roles_of_user(user_id), user_id=user_id, usable=self._usable
+        )
+
     async def delete(self, user_id: uuid.UUID) -> None:
         """Our rows first (rolled back if the upstream delete fails), then the Supabase user.
 
         The user's outstanding access tokens are cut off at once."""
         await self.ceiling.check_user(user_id, AuditAction.USER_DELETE)
-        await self.ceiling.keep_an_admin_without(await self.ceiling.holder_roles_of_user(user_id))
+        await self._keep_an_admin_without(user_id)
         had_profile = await self.profiles.delete(user_id)
         await self.profiles.delete_role_assignments(user_id)
         if self.provider is None:
@@ -405,6 +420,30 @@ class AdminUserService:
             raise UserNotFound()
         await self._deleted(user_id)
         await self.provider.admin_delete_user(user_id)
+
+    async def ban(self, user_id: uuid.UUID, until: datetime | None) -> AdminUserView:
+        """Ban the user until `until` (None lifts the ban), as GoTrue's `ban_duration`.
+
+        Bounded like a delete (privilege ceiling; the last admin who can sign in stays). A ban
+        cuts off the user's outstanding access tokens at once; lifting it revives none."""
+        action = AuditAction.USER_UNBAN if until is None else AuditAction.USER_BAN
+        await self.ceiling.check_user(user_id, action)
+        if self.provider is None:
+            raise IdentityProviderNotConfigured()
+        if until is not None:
+            await self._keep_an_admin_without(user_id)
+        if await self.provider.admin_get_user(user_id) is None:
+            raise UserNotFound()
+        details = {"banned_until": until.isoformat()} if until is not None else {}
+        await audit.record(
+            self.profiles.session,
+            AuditEvent(action, self.actor, Target("user", str(user_id)), details=details),
+        )
+        if until is not None and self.revocations is not None:
+            # Before the upstream call: if that fails, the tokens are refused all the same.
+            await cut_off_user(self.revocations, user_id)
+        await self.provider.admin_ban_user(user_id, until)
+        return await self.get(user_id)
 
     async def _deleted(self, user_id: uuid.UUID) -> None:
         target = Target("user", str(user_id))

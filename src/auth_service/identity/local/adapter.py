@@ -83,12 +83,6 @@ _SUBJECTS = {
 }
 
 
-class UserBanned(AppError):
-    status_code = 403
-    code = "user_banned"
-    message = "This account is suspended."
-
-
 @dataclass(frozen=True, slots=True)
 class _Auth:
     """A verified access token whose session still exists."""
@@ -122,6 +116,7 @@ def _identity_user(user: LocalUser) -> IdentityUser:
         created_at=user.created_at,
         last_sign_in_at=user.last_sign_in_at,
         user_metadata=dict(user.user_metadata or {}),
+        banned_until=user.banned_until,
     )
 
 
@@ -275,6 +270,8 @@ class LocalIdentityProvider:
         user = await repo.user(session.user_id)
         if user is None:
             raise errors.SessionNotFound()
+        if _banned(user, _now()):  # GoTrue: a token from before the ban is refused too
+            raise errors.UserBanned()
         return _Auth(user, session, claims)
 
     # --- sign-up and sign-in ------------------------------------------------------------------
@@ -352,7 +349,7 @@ class LocalIdentityProvider:
             if user.email_confirmed_at is None:
                 raise errors.EmailNotConfirmed()
             if _banned(user, _now()):
-                raise UserBanned()
+                raise errors.UserBanned()
             if new_hash:  # imported bcrypt or old parameters: upgrade to argon2id now
                 user.encrypted_password = new_hash
             return await self._start_session(repo, user, "password")
@@ -409,8 +406,10 @@ class LocalIdentityProvider:
             if session is None or row is None:
                 raise errors.InvalidRefreshToken()
             user = await repo.user(session.user_id)
-            if user is None or _banned(user, _now()):
+            if user is None:
                 raise errors.InvalidRefreshToken()
+            if _banned(user, _now()):
+                raise errors.UserBanned()  # GoTrue: "Invalid Refresh Token: User Banned"
             if row.revoked:
                 child = await repo.active_child(row.id)
                 window = timedelta(seconds=self.settings.refresh_token_reuse_interval_seconds)
@@ -563,8 +562,10 @@ class LocalIdentityProvider:
         async with self._tx() as repo:
             row = await self._find_email_token(repo, types, email, token, token_hash, now)
             user = await repo.user(row.user_id)
-            if user is None or _banned(user, now):
+            if user is None:
                 raise errors.OtpExpired()
+            if _banned(user, now):
+                raise errors.UserBanned()
             row.used_at = now
             if row.type in ("signup", "magiclink") and user.email_confirmed_at is None:
                 user.email_confirmed_at = now
@@ -730,8 +731,10 @@ class LocalIdentityProvider:
             raise errors.InvalidOAuthCode()  # bad_code_verifier / flow_state_expired
         async with self._tx() as repo:
             user = await repo.user(user_id)
-            if user is None or _banned(user, _now()):
+            if user is None:
                 raise errors.InvalidOAuthCode()
+            if _banned(user, _now()):
+                raise errors.UserBanned()
             return await self._start_session(repo, user, "oauth")
 
     # --- MFA (TOTP) -------------------------------------------------------------------------
@@ -907,6 +910,16 @@ class LocalIdentityProvider:
                 raise errors.SessionNotFound()
             user.encrypted_password = hashed
             await repo.delete_sessions(user.id)
+
+    async def admin_ban_user(self, user_id: uuid.UUID, until: datetime | None) -> None:
+        async with self._tx() as repo:
+            user = await repo.user(user_id)
+            if user is None:
+                raise errors.SessionNotFound()  # GoTrue: user_not_found
+            user.banned_until = until
+            if until is not None:
+                # Its sessions end: no refresh token of before the ban works after it is lifted.
+                await repo.delete_sessions(user.id)
 
     async def admin_delete_user(self, user_id: uuid.UUID) -> None:
         async with self._tx() as repo:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -70,6 +71,7 @@ _CODE_MAP: dict[str, type[AppError]] = {
     "bad_oauth_state": errors.InvalidOAuthCode,
     "otp_disabled": errors.OtpSignupsDisabled,
     "signup_disabled": errors.OtpSignupsDisabled,
+    "user_banned": errors.UserBanned,
 }
 
 
@@ -112,6 +114,23 @@ async def _call(awaitable: Awaitable[T]) -> T:
         raise errors.IdentityProviderUnavailable() from None
 
 
+def _banned_until(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def ban_duration(until: datetime | None, now: datetime) -> str:
+    """GoTrue's `ban_duration` (a Go duration, or "none") for a ban lasting until `until`."""
+    if until is None:
+        return "none"
+    return f"{max(1, int((until - now).total_seconds()))}s"
+
+
 def _user(user: User) -> IdentityUser:
     return IdentityUser(
         id=uuid.UUID(user.id),
@@ -121,6 +140,7 @@ def _user(user: User) -> IdentityUser:
         last_sign_in_at=user.last_sign_in_at,
         user_metadata=dict(user.user_metadata or {}),
         has_verified_factor=any(f.status == "verified" for f in user.factors or []),
+        banned_until=_banned_until(user.banned_until),
     )
 
 
@@ -429,6 +449,10 @@ class SupabaseIdentityProvider:
             await _call(self._admin_api().delete_user(str(user_id)))
         except errors.SessionNotFound:  # already gone
             return
+
+    async def admin_ban_user(self, user_id: uuid.UUID, until: datetime | None) -> None:
+        duration = ban_duration(until, datetime.now(UTC))
+        await _call(self._admin_api().update_user_by_id(str(user_id), {"ban_duration": duration}))
 
     async def close(self) -> None:
         await self._http.aclose()
