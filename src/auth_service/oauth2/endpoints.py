@@ -199,21 +199,6 @@ async def _failed(request: Request, exc: OAuthError, client_id: str | None) -> J
     return _error(exc)
 
 
-def _claimed_client_id(request: Request, params: dict[str, str] | None) -> str | None:
-    """The client id a request claims (form or Basic), for limits and the audit log only."""
-    if params and params.get("client_id"):
-        return params["client_id"]
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return unquote_plus(decoded.partition(":")[0]) or None
-    return None
-
-
 # One client authentication method per request: a secret and an assertion together are a 400.
 _ONE_CLIENT_AUTH: dict[str, Any] = {
     "anyOf": [
@@ -299,10 +284,11 @@ async def token(request: Request) -> Response:
     try:
         _rate_limit(request, "token")
         params = await _params(request)
-        claimed = _claimed_client_id(request, params)
+        claimed = params.get("client_id")  # for limits and the audit log, even if refused
+        auth = _client_auth(request, params)
+        claimed = auth.client_id or claimed
         if claimed is not None:
             _rate_limit(request, "token", claimed)
-        auth = _client_auth(request, params)
         client = await service.authenticate(auth)
         cnf = None
         if client.dpop_bound or "dpop" in request.headers:
@@ -338,11 +324,7 @@ router.add_api_route(
     },
 )
 
-_OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "RFC 6749 error (`invalid_request`)"},
-    401: {"description": "`invalid_client`: client authentication failed"},
-    429: {"description": "Too many requests; `Retry-After` says when to retry."},
-}
+_OAUTH_ERRORS = _oauth_responses(400, 401, 429)
 
 _TOKEN_PARAM_BODY: dict[str, Any] = {
     "type": "object",
@@ -367,8 +349,10 @@ async def introspect(request: Request) -> Response:
     try:
         _rate_limit(request, "introspect")
         params = await _params(request)
-        claimed = _claimed_client_id(request, params)
-        await service.authenticate(_client_auth(request, params))
+        claimed = params.get("client_id")  # for limits and the audit log, even if refused
+        auth = _client_auth(request, params)
+        claimed = auth.client_id or claimed
+        await service.authenticate(auth)
         token_value = params.get("token")
         if not token_value:
             raise invalid_request("Missing token.")
@@ -399,8 +383,10 @@ async def revoke(request: Request, service: OAuthServiceDep) -> Response:
     try:
         _rate_limit(request, "revoke")
         params = await _params(request)
-        claimed = _claimed_client_id(request, params)
-        client = await service.authenticate(_client_auth(request, params))
+        claimed = params.get("client_id")  # for limits and the audit log, even if refused
+        auth = _client_auth(request, params)
+        claimed = auth.client_id or claimed
+        client = await service.authenticate(auth)
         token_value = params.get("token")
         if not token_value:
             raise invalid_request("Missing token.")

@@ -19,7 +19,7 @@ from auth_service.oauth2.client_cache import ClientCache
 from auth_service.oauth2.dpop import DpopError, DpopNonces, DpopProofVerifier
 from auth_service.oauth2.errors import OAuthError, invalid_client, invalid_request
 from auth_service.oauth2.tokens import TokenCodec
-from auth_service.revocation.service import RevocationStore, token_key
+from auth_service.revocation.service import RevocationStore
 
 logger = logging.getLogger("auth_service.oauth2.service")
 
@@ -28,9 +28,6 @@ GRANT_CLIENT_CREDENTIALS = "client_credentials"
 # grant_types_supported are built from this list, so a new grant is added here once.
 GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
 GRANT_TYPES: tuple[str, ...] = (GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE)
-
-
-revoked_key = token_key  # the cache key of a revoked jti (kept for existing callers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,19 +23,12 @@ import jwt
 from auth_service.core.security import Identity
 from auth_service.revocation.service import (
     RevocationStore,
-    session_key,
-    user_key,
 )
 
 logger = logging.getLogger("auth_service.users.tokens")
 
 ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})
 AUDIENCE = "authenticated"
-
-
-# The denylist keys live with the revocation store; these names stay for existing callers.
-revoked_session_key = session_key
-revoked_user_key = user_key
 
 
 # Claims we read, with the JSON type they must have (issue 9: a wrong type is refused).
